@@ -1,0 +1,99 @@
+"""`POST /v1/batches` and `GET /v1/batches/{batch_id}`."""
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Header, Query, Request
+
+from app.deps import AnyCaller, Conn, Provider, SettingsDep
+from ingest.adapters import FORMATS, ReadOptions
+from ingest.batches import ingest_batch, stored_answer
+from ingest.errors import BadRequest, Forbidden, NotFound, TooLarge, UnsupportedMediaType
+from schemas.api import BatchAnswer
+from schemas.records import Role
+
+router = APIRouter(prefix="/v1/batches", tags=["batches"])
+
+MEDIA_TYPES = {
+    "application/json",
+    "application/x-ndjson",
+    "text/csv",
+    "text/plain",
+    "application/gzip",
+    "application/x-gzip",
+    "application/zip",
+    "application/octet-stream",
+}
+
+
+async def read_body(request: Request, limit: int) -> bytes:
+    """The body, refused with 413 as soon as it passes `limit` bytes."""
+    declared = request.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > limit:
+        raise TooLarge("body_too_large", f"body is larger than {limit} bytes")
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise TooLarge("body_too_large", f"body is larger than {limit} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def read_options(content_type: str, query: dict[str, str]) -> ReadOptions:
+    media, _, rest = content_type.partition(";")
+    media = media.strip().lower()
+    if media not in MEDIA_TYPES:
+        raise UnsupportedMediaType(
+            "unsupported_media_type", f"content type {media or '(none)'} is not accepted"
+        )
+    charset = None
+    for part in rest.split(";"):
+        key, _, value = part.strip().partition("=")
+        if key.lower() == "charset" and value:
+            charset = value.strip('"')
+    return ReadOptions(charset=charset, content_type=media, params=query)
+
+
+@router.post(
+    "",
+    response_model=BatchAnswer,
+    summary="Push a batch of records",
+    description="Atomic and idempotent by `X-Batch-Id`: a retry with the same body returns "
+    "the stored answer with `replayed: true`; a different body under the same id is a 409.",
+)
+async def push_batch(
+    request: Request,
+    conn: Conn,
+    who: Provider,
+    settings: SettingsDep,
+    x_batch_id: Annotated[str, Header(min_length=1, max_length=128)],
+    format: Annotated[str, Query(examples=["standard"])] = "standard",
+) -> Any:
+    if format not in FORMATS:
+        raise BadRequest("unknown_format", f"unknown format {format!r}")
+    options = read_options(request.headers.get("content-type", ""), dict(request.query_params))
+    body = await read_body(request, settings.max_batch_bytes)
+    assert who.provider is not None
+    return await ingest_batch(
+        conn,
+        provider=who.provider,
+        batch_id=x_batch_id,
+        fmt=format,
+        body=body,
+        options=options,
+        secret=settings.resolved_secret(),
+        max_records=settings.max_batch_records,
+    )
+
+
+@router.get("/{batch_id}", response_model=BatchAnswer, summary="The stored answer of a batch")
+async def read_batch(batch_id: str, conn: Conn, who: AnyCaller) -> Any:
+    if who.role == Role.VIEWER:
+        raise Forbidden("forbidden", "batches are read by their provider or an admin")
+    found = await stored_answer(conn, batch_id)
+    if found is None:
+        raise NotFound("unknown_batch", f"no batch {batch_id}")
+    provider, answer = found
+    if who.role == Role.PROVIDER and provider != who.provider:
+        raise Forbidden("forbidden", "this batch belongs to another provider")
+    return answer

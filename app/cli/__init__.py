@@ -1,0 +1,19 @@
+"""The `payfeed` command: one small module per command group."""
+
+import typer
+
+from app.cli import registry, rollups, serve, tokens
+
+cli = typer.Typer(
+    help="payfeed: payment feeds of the 百城万企促消费 campaign.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+serve.attach(cli)
+cli.add_typer(tokens.cli, name="tokens")
+cli.add_typer(registry.cli, name="registry")
+cli.add_typer(rollups.cli, name="rollups")
+
+
+def main() -> None:
+    cli()

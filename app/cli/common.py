@@ -1,0 +1,33 @@
+"""What every command shares: a database engine for one run, errors as messages."""
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
+
+import typer
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from ingest.db import create_engine, database_url
+from ingest.errors import PayfeedError
+from ingest.settings import get_settings
+
+T = TypeVar("T")
+
+
+def in_transaction(work: Callable[[AsyncConnection], Awaitable[T]]) -> T:
+    """Run `work` in one transaction on the configured database; a `PayfeedError`
+    becomes its message on stderr and exit status 2."""
+
+    async def run() -> T:
+        engine = create_engine(database_url(get_settings()))
+        try:
+            async with engine.begin() as conn:
+                return await work(conn)
+        finally:
+            await engine.dispose()
+
+    try:
+        return asyncio.run(run())
+    except PayfeedError as exc:
+        typer.echo(f"error: {exc.code}: {exc.message}", err=True)
+        raise typer.Exit(2) from None

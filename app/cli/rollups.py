@@ -1,0 +1,30 @@
+"""`payfeed rollups verify|rebuild`."""
+
+from datetime import date
+
+import orjson
+import typer
+
+from app.cli.common import in_transaction
+from ingest.rollups import verify_rollups
+
+cli = typer.Typer(help="Rollups: prove them against the records.", no_args_is_help=True)
+
+EARLIEST = date(2000, 1, 1)
+LATEST = date(2100, 12, 31)
+
+
+@cli.command()
+def verify(
+    first_day: str = typer.Option(str(EARLIEST), "--from", help="first day, YYYY-MM-DD"),
+    last_day: str = typer.Option(str(LATEST), "--to", help="last day, YYYY-MM-DD"),
+) -> None:
+    """Recount the stored records; exit 1 and print a diff on any mismatch."""
+    first, last = date.fromisoformat(first_day), date.fromisoformat(last_day)
+    differences = in_transaction(lambda conn: verify_rollups(conn, first, last))
+    for difference in differences:
+        typer.echo(orjson.dumps(difference, default=str).decode())
+    if differences:
+        typer.echo(f"{len(differences)} rollup rows differ from the records", err=True)
+        raise typer.Exit(1)
+    typer.echo(f"rollups equal a recount of the records from {first} to {last}")

@@ -1,0 +1,42 @@
+"""`create_app()`: the FastAPI application, one router per resource."""
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from fastapi.responses import ORJSONResponse
+
+from app import batches, campaigns, errors, health, quarantine, registry, rollups
+from ingest.db import create_engine, database_url
+from ingest.settings import Settings, get_settings
+
+DESCRIPTION = """
+payfeed collects payment records of the 百城万企促消费 campaign from banks and payment
+institutions, normalises them to one data standard and rolls them up per city and day.
+
+Amounts are integer fen. Days are Asia/Shanghai dates. Authenticate with
+`Authorization: Bearer <token>` (`payfeed tokens create`).
+"""
+
+
+def create_app(settings: Settings | None = None, url: str | None = None) -> FastAPI:
+    settings = settings or get_settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        app.state.engine = create_engine(url or database_url(settings))
+        yield
+        await app.state.engine.dispose()
+
+    app = FastAPI(
+        title="payfeed",
+        version="0.1.0",
+        description=DESCRIPTION,
+        lifespan=lifespan,
+        default_response_class=ORJSONResponse,
+    )
+    app.state.settings = settings
+    errors.install(app)
+    for module in (batches, rollups, campaigns, registry, quarantine, health):
+        app.include_router(module.router)
+    return app

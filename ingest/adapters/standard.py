@@ -1,0 +1,112 @@
+"""The data standard itself: JSON (an array or `{"records": [...]}`), NDJSON, CSV
+with a header of the field names, or Parquet."""
+
+import io
+from typing import Any
+
+import orjson
+import polars as pl
+
+from ingest.adapters.base import RawBatch, ReadOptions, RowError, decode, empty_frame, text_column
+from ingest.errors import BadRequest, UnsupportedMediaType
+from schemas.records import STANDARD_FIELDS
+
+JSON = "application/json"
+NDJSON = "application/x-ndjson"
+CSV = "text/csv"
+PARQUET = "application/vnd.apache.parquet"
+
+
+def read(data: bytes, options: ReadOptions) -> RawBatch:
+    kind = options.content_type or JSON
+    if kind == JSON:
+        return from_objects(_json_items(data, options))
+    if kind == NDJSON:
+        return _from_ndjson(data, options)
+    if kind == CSV:
+        return _from_table(_read_csv(data, options))
+    if kind == PARQUET:
+        return _from_table(_read_parquet(data))
+    raise UnsupportedMediaType(
+        "unsupported_media_type", f"the standard format does not read {kind}"
+    )
+
+
+def from_objects(items: list[Any], indexes: list[int] | None = None) -> RawBatch:
+    """Decoded JSON values to standard columns; a value that is not an object is
+    `malformed` and keeps its position."""
+    positions = indexes if indexes is not None else list(range(len(items)))
+    objects = [
+        (i, item) for i, item in zip(positions, items, strict=True) if isinstance(item, dict)
+    ]
+    malformed = [
+        RowError(i, "malformed", "a record must be a JSON object")
+        for i, item in zip(positions, items, strict=True)
+        if not isinstance(item, dict)
+    ]
+    columns = {
+        name: text_column([item.get(name) for _, item in objects]) for name in STANDARD_FIELDS
+    }
+    frame = pl.DataFrame({"index": pl.Series([i for i, _ in objects], dtype=pl.Int64), **columns})
+    return RawBatch(frame if objects else empty_frame(), malformed)
+
+
+def _json_items(data: bytes, options: ReadOptions) -> list[Any]:
+    if options.charset and options.charset.lower().replace("-", "") != "utf8":
+        data = decode(data, options, "utf-8").encode()
+    try:
+        body = orjson.loads(data)
+    except orjson.JSONDecodeError as exc:
+        raise BadRequest("undecodable_body", f"body is not valid JSON: {exc}") from None
+    if isinstance(body, dict) and isinstance(body.get("records"), list):
+        return list(body["records"])
+    if isinstance(body, list):
+        return body
+    raise BadRequest("undecodable_body", 'body must be an array of records or {"records": [...]}')
+
+
+def _from_ndjson(data: bytes, options: ReadOptions) -> RawBatch:
+    text = decode(data, options, "utf-8")
+    items: list[Any] = []
+    indexes: list[int] = []
+    malformed: list[RowError] = []
+    # Lines are parsed one by one so that a broken line costs only itself.
+    for i, line in enumerate(line for line in text.splitlines() if line.strip()):
+        try:
+            items.append(orjson.loads(line))
+            indexes.append(i)
+        except orjson.JSONDecodeError as exc:
+            malformed.append(RowError(i, "malformed", f"line is not valid JSON: {exc}"))
+    batch = from_objects(items, indexes)
+    batch.malformed = sorted(batch.malformed + malformed, key=lambda e: e.index)
+    return batch
+
+
+def _read_csv(data: bytes, options: ReadOptions) -> pl.DataFrame:
+    text = decode(data, options, "utf-8-sig")
+    try:
+        return pl.read_csv(io.StringIO(text), infer_schema=False)
+    except pl.exceptions.PolarsError as exc:
+        raise BadRequest("undecodable_body", f"CSV could not be read: {exc}") from None
+
+
+def _read_parquet(data: bytes) -> pl.DataFrame:
+    try:
+        return pl.read_parquet(io.BytesIO(data))
+    except (pl.exceptions.PolarsError, OSError) as exc:
+        raise BadRequest("undecodable_body", f"Parquet could not be read: {exc}") from None
+
+
+def _from_table(table: pl.DataFrame) -> RawBatch:
+    """A table whose columns are named as the standard's; missing optional columns
+    are absent values, extra columns are ignored."""
+    columns = [
+        (
+            pl.col(name).cast(pl.String)
+            if name in table.columns
+            else pl.lit(None, dtype=pl.String).alias(name)
+        )
+        for name in STANDARD_FIELDS
+    ]
+    frame = table.with_row_index("index").select(pl.col("index").cast(pl.Int64), *columns)
+    return RawBatch(frame)

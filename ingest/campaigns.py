@@ -1,0 +1,88 @@
+"""Campaigns: their windows, and the summary with baseline and uplift."""
+
+from datetime import timedelta
+from fractions import Fraction
+from typing import Any
+
+from sqlalchemy import distinct, func, select
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from ingest.errors import NotFound
+from ingest.normalise import Window
+from ingest.rollups import query_rollups, total_of
+from ingest.tables import campaign_cities, campaigns, rollup_enterprise_day
+
+LATE_DAYS = 30
+
+
+async def ingest_window(conn: AsyncConnection) -> Window:
+    """Records are accepted from the earliest baseline day of any campaign to the
+    latest last day of any campaign (local extensions included) plus 30 days."""
+    bounds = (
+        await conn.execute(
+            select(func.min(campaigns.c.baseline_first_day), func.max(campaigns.c.last_day))
+        )
+    ).one()
+    extended = (await conn.execute(select(func.max(campaign_cities.c.last_day)))).scalar()
+    last = max(d for d in (bounds[1], extended) if d is not None)
+    return Window(bounds[0], last + timedelta(days=LATE_DAYS))
+
+
+async def campaign_row(conn: AsyncConnection, code: str) -> Any:
+    row = (await conn.execute(select(campaigns).where(campaigns.c.code == code))).first()
+    if row is None:
+        raise NotFound("unknown_campaign", f"no campaign {code}")
+    return row
+
+
+def uplift(net_fen: int, baseline_net_fen: int, days: int, baseline_days: int) -> tuple[int, int]:
+    """`(uplift_fen, scaled_baseline_fen)`: the baseline's net scaled to the
+    campaign's number of days, rounded half away from zero to the fen."""
+    scaled = Fraction(baseline_net_fen * days, baseline_days)
+    rounded = _round_half_up(scaled)
+    return net_fen - rounded, rounded
+
+
+def _round_half_up(value: Fraction) -> int:
+    sign = -1 if value < 0 else 1
+    return sign * int((abs(value) + Fraction(1, 2)) // 1)
+
+
+def uplift_pct(uplift_fen: int, scaled_baseline_fen: int) -> float | None:
+    if scaled_baseline_fen == 0:
+        return None
+    return round(uplift_fen * 100 / scaled_baseline_fen, 2)
+
+
+async def campaign_summary(conn: AsyncConnection, code: str) -> dict[str, Any]:
+    c = await campaign_row(conn, code)
+    (current,) = await query_rollups(conn, [], c.first_day, c.last_day, {}) or [total_of([])]
+    (base,) = await query_rollups(conn, [], c.baseline_first_day, c.baseline_last_day, {}) or [
+        total_of([])
+    ]
+    active = (
+        await conn.execute(
+            select(
+                func.count(distinct(rollup_enterprise_day.c.city)),
+                func.count(distinct(rollup_enterprise_day.c.enterprise)),
+            ).where(rollup_enterprise_day.c.day.between(c.first_day, c.last_day))
+        )
+    ).one()
+    days = (c.last_day - c.first_day).days + 1
+    baseline_days = (c.baseline_last_day - c.baseline_first_day).days + 1
+    uplift_fen, scaled = uplift(current["net_fen"], base["net_fen"], days, baseline_days)
+    return {
+        "campaign": c.code,
+        "first_day": c.first_day,
+        "last_day": c.last_day,
+        "measures": current,
+        "active_cities": active[0],
+        "active_enterprises": active[1],
+        "baseline": {
+            "first_day": c.baseline_first_day,
+            "last_day": c.baseline_last_day,
+            "measures": base,
+        },
+        "uplift_fen": uplift_fen,
+        "uplift_pct": uplift_pct(uplift_fen, scaled),
+    }

@@ -1,0 +1,199 @@
+"""Validation and derived fields over a whole batch at once (polars expressions).
+
+Takes the string columns an adapter produced and returns the typed records ready
+for the writer plus the rejected rows, each with the first code in SPEC order
+that applies. Codes that need the database (`unknown_merchant`, `conflict`) are
+the writer's.
+"""
+
+import hashlib
+import hmac
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+
+import polars as pl
+
+from schemas.mcc import MCC_CATEGORY
+from schemas.records import (
+    FUTURE_TOLERANCE_SECONDS,
+    LOCAL_TIME_ZONE,
+    MAX_AMOUNT_FEN,
+    STANDARD_FIELDS,
+    TXN_ID_PATTERN,
+    Outcome,
+)
+
+ERROR_SCHEMA = {
+    "index": pl.Int64,
+    "txn_id": pl.String,
+    "code": pl.String,
+    "field": pl.String,
+    "message": pl.String,
+}
+
+RFC3339 = r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d{1,9})?([Zz]|[+-]\d{2}:\d{2})$"
+
+# Field rules in the order of STANDARD_FIELDS: the first failing field names the error.
+FIELD_RULES: dict[str, tuple[pl.Expr, str]] = {
+    "txn_id": (
+        pl.col("txn_id").str.contains(TXN_ID_PATTERN),
+        "txn_id must be 1-64 characters of A-Z a-z 0-9 . _ : / -",
+    ),
+    "kind": (pl.col("kind").is_in(["payment", "refund"]), "kind must be payment or refund"),
+    "amount_fen": (
+        pl.col("amount_fen").str.contains(r"^[0-9]{1,13}$")
+        & pl.col("amount_fen").cast(pl.Int64, strict=False).is_between(1, MAX_AMOUNT_FEN),
+        f"amount_fen must be an integer from 1 to {MAX_AMOUNT_FEN}",
+    ),
+    "currency": (pl.col("currency").is_not_null(), "currency is required"),
+    "occurred_at": (
+        pl.col("occurred_at").str.contains(RFC3339) & pl.col("_occurred_at").is_not_null(),
+        "occurred_at must be an RFC 3339 time with an offset",
+    ),
+    "merchant_id": (
+        pl.col("merchant_id").str.len_chars().is_between(1, 32),
+        "merchant_id must be 1-32 characters",
+    ),
+    "channel": (
+        pl.col("channel").is_in(["online", "offline"]),
+        "channel must be online or offline",
+    ),
+    "mcc": (
+        pl.col("mcc").is_null() | pl.col("mcc").str.contains(r"^[0-9]{4}$"),
+        "mcc must be 4 digits",
+    ),
+    "original_txn_id": (
+        pl.col("original_txn_id").is_null()
+        | pl.col("original_txn_id").str.contains(TXN_ID_PATTERN),
+        "original_txn_id must be 1-64 characters of A-Z a-z 0-9 . _ : / -",
+    ),
+    "payer_ref": (
+        pl.col("payer_ref").is_null() | pl.col("payer_ref").str.len_chars().is_between(1, 256),
+        "payer_ref must be at most 256 characters",
+    ),
+}
+assert tuple(FIELD_RULES) == STANDARD_FIELDS
+
+CONTENT = (
+    "kind",
+    "amount_fen",
+    "occurred_at",
+    "merchant_id",
+    "channel",
+    "mcc",
+    "original_txn_id",
+    "payer_hash",
+)
+"""The columns that make two records with one `txn_id` the same record."""
+
+
+@dataclass(frozen=True)
+class Window:
+    """The days any campaign can count: its earliest baseline day to its latest
+    last day (local extensions included) plus 30 days."""
+
+    first_day: date
+    last_day: date
+
+
+@dataclass
+class Normalised:
+    records: pl.DataFrame
+    """Typed, valid, first occurrence of each txn_id in the batch."""
+    repeats: pl.DataFrame
+    """Later occurrences of a txn_id in the same batch: `index`, `txn_id`, `first_index`, `same`."""
+    rejected: pl.DataFrame
+    """`ERROR_SCHEMA` rows."""
+
+
+def payer_hash(secret: bytes, payer_ref: str) -> str:
+    """HMAC-SHA256 of a payer reference, as bytea text for COPY."""
+    return "\\x" + hmac.new(secret, payer_ref.encode(), hashlib.sha256).hexdigest()
+
+
+def normalise(frame: pl.DataFrame, *, now: datetime, window: Window, secret: bytes) -> Normalised:
+    frame = frame.with_columns(
+        pl.when(pl.col(name) != "").then(pl.col(name)).alias(name) for name in STANDARD_FIELDS
+    ).with_columns(
+        pl.col("occurred_at")
+        .str.replace(r"^(.{10})[t ]", "${1}T")
+        .str.replace(r"[zZ]$", "+00:00")
+        .str.to_datetime("%Y-%m-%dT%H:%M:%S%.f%:z", strict=False, time_zone="UTC")
+        .alias("_occurred_at")
+    )
+    failing_field = pl.coalesce(
+        pl.when(~rule.fill_null(False)).then(pl.lit(name))
+        for name, (rule, _) in FIELD_RULES.items()
+    )
+    day = pl.col("_occurred_at").dt.convert_time_zone(LOCAL_TIME_ZONE).dt.date()
+    horizon = now + timedelta(seconds=FUTURE_TOLERANCE_SECONDS)
+    checked = frame.with_columns(failing_field.alias("field"), day.alias("day")).with_columns(
+        pl.when(pl.col("field").is_not_null())
+        .then(pl.lit(Outcome.INVALID_FIELD.value))
+        .when(pl.col("currency") != "CNY")
+        .then(pl.lit(Outcome.UNSUPPORTED_CURRENCY.value))
+        .when(pl.col("_occurred_at") > horizon)
+        .then(pl.lit(Outcome.FUTURE_TIME.value))
+        .when(~pl.col("day").is_between(window.first_day, window.last_day))
+        .then(pl.lit(Outcome.OUTSIDE_WINDOW.value))
+        .alias("code")
+    )
+    messages = {name: message for name, (_, message) in FIELD_RULES.items()}
+    rejected = checked.filter(pl.col("code").is_not_null()).select(
+        "index",
+        pl.when(pl.col("field").eq_missing("txn_id"))
+        .then(None)
+        .otherwise("txn_id")
+        .alias("txn_id"),
+        "code",
+        "field",
+        pl.when(pl.col("code") == Outcome.INVALID_FIELD.value)
+        .then(pl.col("field").replace_strict(messages, default=None))
+        .when(pl.col("code") == Outcome.UNSUPPORTED_CURRENCY.value)
+        .then(pl.lit("currency must be CNY, got ") + pl.col("currency"))
+        .when(pl.col("code") == Outcome.FUTURE_TIME.value)
+        .then(pl.lit("occurred_at is more than 10 minutes ahead of the server clock"))
+        .otherwise(
+            pl.lit(
+                f"day is outside every campaign window ({window.first_day} to {window.last_day})"
+            )
+        )
+        .alias("message"),
+    )
+    valid = checked.filter(pl.col("code").is_null())
+    typed = valid.select(
+        "index",
+        "txn_id",
+        "kind",
+        pl.col("amount_fen").cast(pl.Int64),
+        pl.col("_occurred_at").alias("occurred_at"),
+        "day",
+        "merchant_id",
+        "channel",
+        "mcc",
+        pl.col("mcc").replace_strict(MCC_CATEGORY, default=None).alias("mcc_category"),
+        "original_txn_id",
+        _payer_hash_column(valid, secret),
+    )
+    first = typed.filter(pl.col("txn_id").is_first_distinct())
+    later = typed.filter(~pl.col("txn_id").is_first_distinct())
+    repeats = later.join(first, on="txn_id", suffix="_first").select(
+        "index",
+        "txn_id",
+        pl.col("index_first").alias("first_index"),
+        pl.all_horizontal(pl.col(c).eq_missing(pl.col(f"{c}_first")) for c in CONTENT).alias(
+            "same"
+        ),
+    )
+    return Normalised(first, repeats, rejected.cast(ERROR_SCHEMA))  # type: ignore[arg-type]
+
+
+def _payer_hash_column(valid: pl.DataFrame, secret: bytes) -> pl.Expr:
+    """Hash payer references (HMAC needs Python: one call per payer, no SQL
+    round trip); a replayed quarantined record brings its hash already."""
+    hashed = pl.col("payer_ref").map_elements(
+        lambda ref: payer_hash(secret, ref), return_dtype=pl.String, skip_nulls=True
+    )
+    if "payer_hash" in valid.columns:
+        return pl.coalesce(pl.col("payer_hash"), hashed).alias("payer_hash")
+    return hashed.alias("payer_hash")

@@ -1,0 +1,139 @@
+"""Rollups: the per-batch delta, dashboard queries over them, and verify/rebuild.
+
+Two grains (see `ingest.tables`): the writer adds every batch's inserted records
+to both in the batch's own transaction, so a rollup always equals a recount of
+the stored records once the batch is answered.
+"""
+
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import date
+from typing import Any
+
+from sqlalchemy import BigInteger, ColumnElement, Table, cast, func, select, text
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from ingest.tables import ROLLUP_MEASURES, rollup_city_day, rollup_enterprise_day
+
+ROLLUP_TABLES: tuple[Table, ...] = (rollup_city_day, rollup_enterprise_day)
+
+MEASURE_SQL = {
+    "payment_count": "count(*) FILTER (WHERE kind = 'payment')",
+    "refund_count": "count(*) FILTER (WHERE kind = 'refund')",
+    "gross_fen": "coalesce(sum(amount_fen) FILTER (WHERE kind = 'payment'), 0)",
+    "refund_fen": "coalesce(sum(amount_fen) FILTER (WHERE kind = 'refund'), 0)",
+}
+assert tuple(MEASURE_SQL) == ROLLUP_MEASURES
+
+
+def dims_of(table: Table) -> list[str]:
+    return [c.name for c in table.primary_key.columns]
+
+
+def aggregate_sql(table: Table, source: str) -> str:
+    """`SELECT` of `table`'s rows from a relation of records named `source`,
+    grouped and ordered by its key (a fixed order of row locks: concurrent
+    batches queue rather than deadlock)."""
+    dims = ", ".join(dims_of(table))
+    measures = ", ".join(MEASURE_SQL.values())
+    return f"SELECT {dims}, {measures} FROM {source} GROUP BY {dims} ORDER BY {dims}"
+
+
+def upsert_delta_sql(table: Table, source: str) -> str:
+    """Add the records of `source` to `table` in one set-based statement."""
+    dims = dims_of(table)
+    columns = ", ".join([*dims, *ROLLUP_MEASURES])
+    updates = ", ".join(f"{m} = t.{m} + EXCLUDED.{m}" for m in ROLLUP_MEASURES)
+    return (
+        f"INSERT INTO {table.name} AS t ({columns}) {aggregate_sql(table, source)} "
+        f"ON CONFLICT ({', '.join(dims)}) DO UPDATE SET {updates}"
+    )
+
+
+DIMENSIONS = ("day", "province", "city", "enterprise", "category", "channel", "provider")
+FILTERS = ("province", "city", "enterprise", "category", "channel", "provider")
+MEASURES = ("txn_count", *ROLLUP_MEASURES, "net_fen")
+
+
+def measures_of(row: Mapping[Any, Any]) -> dict[str, int]:
+    """The published measures of a row of summed stored measures."""
+    payments, refunds = int(row["payment_count"] or 0), int(row["refund_count"] or 0)
+    gross, refunded = int(row["gross_fen"] or 0), int(row["refund_fen"] or 0)
+    return {
+        "txn_count": payments + refunds,
+        "payment_count": payments,
+        "refund_count": refunds,
+        "gross_fen": gross,
+        "refund_fen": refunded,
+        "net_fen": gross - refunded,
+    }
+
+
+def total_of(rows: Iterable[Mapping[str, int]]) -> dict[str, int]:
+    return {m: sum(row[m] for row in rows) for m in MEASURES}
+
+
+def _column(table: Table, dim: str) -> ColumnElement[Any]:
+    if dim == "province":
+        return func.left(table.c.city, 2)
+    return table.c[dim]
+
+
+async def query_rollups(
+    conn: AsyncConnection,
+    dims: Sequence[str],
+    first_day: date,
+    last_day: date,
+    filters: Mapping[str, str],
+) -> list[dict[str, Any]]:
+    """Rows of the measures grouped by `dims` over Asia/Shanghai days
+    `first_day`..`last_day`, ordered by the dims. Reads the city grain unless
+    enterprises are asked for."""
+    table = rollup_enterprise_day if "enterprise" in {*dims, *filters} else rollup_city_day
+    keys = [_column(table, d).label(d) for d in dims]
+    sums = [cast(func.sum(table.c[m]), BigInteger).label(m) for m in ROLLUP_MEASURES]
+    statement = (
+        select(*keys, *sums)
+        .where(table.c.day.between(first_day, last_day))
+        .where(*(_column(table, name) == value for name, value in filters.items()))
+    )
+    if dims:
+        statement = statement.group_by(*keys).order_by(*keys)
+    rows = []
+    for row in (await conn.execute(statement)).mappings():
+        if row["payment_count"] is None:
+            continue
+        rows.append({**{d: row[d] for d in dims}, **measures_of(row)})
+    return rows
+
+
+async def verify_rollups(
+    conn: AsyncConnection, first_day: date, last_day: date
+) -> list[dict[str, Any]]:
+    """Every rollup row in the range that differs from a recount of the stored
+    records, as `{"table", dims..., "stored": {...}, "recount": {...}}`; empty when
+    every figure adds up."""
+    source = "(SELECT * FROM records WHERE day BETWEEN :first AND :last) AS r"
+    differences = []
+    for table in ROLLUP_TABLES:
+        dims = dims_of(table)
+        pick = ", ".join(
+            f"{side}.{m} AS {side}_{m}" for side in ("s", "c") for m in ROLLUP_MEASURES
+        )
+        same = " AND ".join(f"s.{m} IS NOT DISTINCT FROM c.{m}" for m in ROLLUP_MEASURES)
+        statement = text(
+            f"WITH c AS ({aggregate_sql(table, source)}), "
+            f"s AS (SELECT * FROM {table.name} WHERE day BETWEEN :first AND :last) "
+            f"SELECT {', '.join(dims)}, {pick} FROM s FULL JOIN c USING ({', '.join(dims)}) "
+            f"WHERE NOT ({same}) ORDER BY {', '.join(dims)}"
+        )
+        rows = await conn.execute(statement, {"first": first_day, "last": last_day})
+        for row in rows.mappings():
+            differences.append(
+                {
+                    "table": table.name,
+                    **{d: row[d] for d in dims},
+                    "stored": {m: row[f"s_{m}"] for m in ROLLUP_MEASURES},
+                    "recount": {m: row[f"c_{m}"] for m in ROLLUP_MEASURES},
+                }
+            )
+    return differences

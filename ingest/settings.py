@@ -1,0 +1,43 @@
+"""The one settings class: nothing else in payfeed reads the environment."""
+
+import secrets
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="PAYFEED_", extra="ignore")
+
+    home: Path = Path(".payfeed")
+    database_url: str | None = None
+    kafka_bootstrap_servers: str | None = None
+    kafka_topic: str = "payfeed.records"
+    kafka_group: str = "payfeed"
+    kafka_dlq_topic: str | None = None
+    secret_key: str | None = None
+    max_batch_bytes: int = 64 * 1024 * 1024
+    max_batch_records: int = 100_000
+    publish_every: str | None = None
+    log_level: str = "INFO"
+
+    def resolved_secret(self) -> bytes:
+        """The HMAC key for payer references.
+
+        Set explicitly in production; in embedded mode it is generated once and kept
+        under `home`, so that a restart hashes the same payer to the same value.
+        """
+        if self.secret_key:
+            return self.secret_key.encode()
+        path = self.home / "secret.key"
+        if not path.exists():
+            self.home.mkdir(parents=True, exist_ok=True)
+            path.write_text(secrets.token_hex(32))
+            path.chmod(0o600)
+        return path.read_text().strip().encode()
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,166 @@
+"""The SQLAlchemy tables: the registry, the records, their rollups and the ops trail.
+
+Constraint names follow one convention so that migrations stay stable.
+Rollups come at two grains: `rollup_city_day` answers every query that neither
+groups nor filters by enterprise (a 30-day national dashboard reads thousands of
+rows); `rollup_enterprise_day` answers the rest.
+"""
+
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    Date,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    Table,
+    Text,
+    func,
+)
+from sqlalchemy.dialects.postgresql import JSONB, TIMESTAMP
+
+metadata = MetaData(
+    naming_convention={
+        "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+        "ck": "ck_%(table_name)s_%(constraint_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+TZ = TIMESTAMP(timezone=True)
+
+campaigns = Table(
+    "campaigns",
+    metadata,
+    Column("code", Text, primary_key=True),
+    Column("name", Text, nullable=False),
+    Column("slogan", Text, nullable=False, server_default=""),
+    Column("first_day", Date, nullable=False),
+    Column("last_day", Date, nullable=False),
+    Column("baseline_first_day", Date, nullable=False),
+    Column("baseline_last_day", Date, nullable=False),
+    Column("time_zone", Text, nullable=False, server_default="Asia/Shanghai"),
+)
+
+campaign_cities = Table(
+    "campaign_cities",
+    metadata,
+    Column("campaign", Text, ForeignKey("campaigns.code"), primary_key=True),
+    Column("city", Text, primary_key=True),
+    Column("last_day", Date, nullable=True),
+)
+
+enterprises = Table(
+    "enterprises",
+    metadata,
+    Column("uscc", Text, primary_key=True),
+    Column("campaign", Text, ForeignKey("campaigns.code"), nullable=False),
+    Column("name", Text, nullable=False),
+    Column("city", Text, nullable=False),
+    Column("kind", Text, nullable=False),
+    Column("category", Text, nullable=False),
+    Index(None, "campaign", "city"),
+)
+
+merchant_accounts = Table(
+    "merchant_accounts",
+    metadata,
+    Column("provider", Text, primary_key=True),
+    Column("merchant_id", Text, primary_key=True),
+    Column("uscc", Text, ForeignKey("enterprises.uscc"), nullable=False),
+    Column("city", Text, nullable=True),
+    Column("category", Text, nullable=True),
+)
+
+tokens = Table(
+    "tokens",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("token_hash", LargeBinary, nullable=False, unique=True),
+    Column("role", Text, nullable=False),
+    Column("provider", Text, nullable=True),
+    Column("created_at", TZ, nullable=False, server_default=func.now()),
+    Column("revoked_at", TZ, nullable=True),
+)
+
+batches = Table(
+    "batches",
+    metadata,
+    Column("batch_id", Text, primary_key=True),
+    Column("provider", Text, nullable=False),
+    Column("digest", LargeBinary, nullable=False),
+    Column("answer", JSONB, nullable=False),
+    Column("created_at", TZ, nullable=False, server_default=func.now()),
+)
+
+records = Table(
+    "records",
+    metadata,
+    Column("provider", Text, primary_key=True),
+    Column("txn_id", Text, primary_key=True),
+    Column("kind", Text, nullable=False),
+    Column("amount_fen", BigInteger, nullable=False),
+    Column("occurred_at", TZ, nullable=False),
+    Column("day", Date, nullable=False),
+    Column("merchant_id", Text, nullable=False),
+    Column("channel", Text, nullable=False),
+    Column("mcc", Text, nullable=True),
+    Column("original_txn_id", Text, nullable=True),
+    Column("payer_hash", LargeBinary, nullable=True),
+    Column("enterprise", Text, nullable=False),
+    Column("city", Text, nullable=False),
+    Column("category", Text, nullable=False),
+    Column("ingested_at", TZ, nullable=False, server_default=func.now()),
+    Index(None, "day"),
+)
+
+ROLLUP_MEASURES = ("payment_count", "refund_count", "gross_fen", "refund_fen")
+
+
+def _rollup_table(name: str, *dims: str) -> Table:
+    return Table(
+        name,
+        metadata,
+        Column("day", Date, primary_key=True),
+        *(Column(dim, Text, primary_key=True) for dim in dims),
+        Column("payment_count", BigInteger, nullable=False),
+        Column("refund_count", BigInteger, nullable=False),
+        Column("gross_fen", BigInteger, nullable=False),
+        Column("refund_fen", BigInteger, nullable=False),
+    )
+
+
+rollup_city_day = _rollup_table("rollup_city_day", "city", "category", "channel", "provider")
+rollup_enterprise_day = _rollup_table(
+    "rollup_enterprise_day", "city", "enterprise", "category", "channel", "provider"
+)
+
+quarantine = Table(
+    "quarantine",
+    metadata,
+    Column("id", BigInteger, primary_key=True),
+    Column("provider", Text, nullable=False),
+    Column("code", Text, nullable=False),
+    Column("message", Text, nullable=False),
+    Column("txn_id", Text, nullable=True),
+    Column("record", JSONB, nullable=False),
+    Column("batch_id", Text, nullable=True),
+    Column("source", JSONB, nullable=True),
+    Column("created_at", TZ, nullable=False, server_default=func.now()),
+    Index(None, "provider", "code"),
+)
+
+quarantine_actions = Table(
+    "quarantine_actions",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("action", Text, nullable=False),
+    Column("actor", Text, nullable=False),
+    Column("filters", JSONB, nullable=False),
+    Column("count", Integer, nullable=False),
+    Column("at", TZ, nullable=False, server_default=func.now()),
+)

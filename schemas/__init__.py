@@ -1,0 +1,1 @@
+"""The data standard, its reference data and pure validators; imports nothing of ours."""
