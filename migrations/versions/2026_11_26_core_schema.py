@@ -92,7 +92,8 @@ def upgrade() -> None:
     sa.Column('refund_count', sa.BigInteger(), nullable=False),
     sa.Column('gross_fen', sa.BigInteger(), nullable=False),
     sa.Column('refund_fen', sa.BigInteger(), nullable=False),
-    sa.PrimaryKeyConstraint('day', 'city', 'category', 'channel', 'provider', name=op.f('pk_rollup_city_day'))
+    sa.PrimaryKeyConstraint('day', 'city', 'category', 'channel', 'provider', name=op.f('pk_rollup_city_day')),
+    postgresql_with={'fillfactor': 50},
     )
     op.create_table('rollup_enterprise_day',
     sa.Column('day', sa.Date(), nullable=False),
@@ -105,7 +106,8 @@ def upgrade() -> None:
     sa.Column('refund_count', sa.BigInteger(), nullable=False),
     sa.Column('gross_fen', sa.BigInteger(), nullable=False),
     sa.Column('refund_fen', sa.BigInteger(), nullable=False),
-    sa.PrimaryKeyConstraint('day', 'city', 'enterprise', 'category', 'channel', 'provider', name=op.f('pk_rollup_enterprise_day'))
+    sa.PrimaryKeyConstraint('day', 'city', 'enterprise', 'category', 'channel', 'provider', name=op.f('pk_rollup_enterprise_day')),
+    postgresql_with={'fillfactor': 50},
     )
     op.create_table('tokens',
     sa.Column('id', sa.Integer(), nullable=False),

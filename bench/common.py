@@ -1,0 +1,147 @@
+"""What the benches share: a fresh home with its own embedded PostgreSQL, a
+running `payfeed serve`, synthetic registry data, and the physical limit (a raw
+COPY of the same rows into an empty table with the same indexes)."""
+
+import asyncio
+import io
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import httpx
+
+ROOT = Path(__file__).resolve().parent.parent
+PAYFEED = str(Path(sys.executable).with_name("payfeed"))
+CITIES = ["330100", "330200", "320100", "320500", "440100", "440300", "110000", "310000"]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def bench_env(home: Path) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PAYFEED_")}
+    return {**env, "PAYFEED_HOME": str(home), "PAYFEED_LOG_LEVEL": "WARNING"}
+
+
+def cli(env: dict[str, str], *args: str) -> str:
+    out = subprocess.run([PAYFEED, *args], env=env, check=True, capture_output=True, text=True)
+    return out.stdout.strip().splitlines()[-1]
+
+
+@contextmanager
+def served(home: Path) -> Iterator[tuple[str, dict[str, str]]]:
+    """`payfeed serve` on a fresh embedded database; yields its base URL and env."""
+    env = bench_env(home)
+    port = free_port()
+    server = subprocess.Popen(
+        [PAYFEED, "serve", "--port", str(port)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 120
+    while True:
+        try:
+            if httpx.get(f"{base}/readyz", timeout=1).status_code == 200:
+                break
+        except httpx.HTTPError:
+            pass
+        if time.monotonic() > deadline or server.poll() is not None:
+            raise SystemExit("payfeed serve did not become ready")
+        time.sleep(0.2)
+    try:
+        yield base, env
+    finally:
+        server.terminate()
+        server.wait(30)
+
+
+def temp_home() -> Path:
+    return Path(tempfile.mkdtemp(prefix="payfeed-bench-"))
+
+
+def uscc_for(n: int) -> str:
+    from schemas.uscc import CHARSET, uscc_check_char
+
+    digits = "".join(CHARSET[(n // 10**i) % 10] for i in range(6, -1, -1))
+    first17 = "91330100MA" + digits
+    return first17 + uscc_check_char(first17)
+
+
+def register_merchants(base: str, admin: str, provider: str, merchants: int) -> list[str]:
+    """Cities, one enterprise per merchant account; returns the merchant ids."""
+    headers = {"Authorization": f"Bearer {admin}"}
+    with httpx.Client(base_url=base, headers=headers, timeout=60) as client:
+        client.post("/v1/registry/cities", json=[{"city": c} for c in CITIES]).raise_for_status()
+        enterprises = [
+            {
+                "uscc": uscc_for(i),
+                "name": f"商户{i}",
+                "city": CITIES[i % len(CITIES)],
+                "kind": "retail",
+            }
+            for i in range(merchants)
+        ]
+        client.post("/v1/registry/enterprises", json=enterprises).raise_for_status()
+        accounts = [
+            {"provider": provider, "merchant_id": f"M{i:05d}", "uscc": uscc_for(i)}
+            for i in range(merchants)
+        ]
+        client.post("/v1/registry/merchant-accounts", json=accounts).raise_for_status()
+    return [a["merchant_id"] for a in accounts]
+
+
+def standard_records(n: int, merchants: list[str], prefix: str = "T") -> list[dict[str, Any]]:
+    mccs = ["5812", "5411", "5732", "5651", "5311", "7011", None]
+    return [
+        {
+            "txn_id": f"{prefix}{i:09d}",
+            "kind": "refund" if i % 20 == 0 else "payment",
+            "amount_fen": 100 + (i * 7919) % 500000,
+            "currency": "CNY",
+            "occurred_at": f"2023-09-{9 + i % 20:02d}T{i % 24:02d}:{i % 60:02d}:00+08:00",
+            "merchant_id": merchants[i % len(merchants)],
+            "channel": "offline" if i % 3 else "online",
+            **({"mcc": mccs[i % 7]} if mccs[i % 7] else {}),
+            "payer_ref": f"payer-{i % 50000}",
+        }
+        for i in range(n)
+    ]
+
+
+def copy_rate(home: Path) -> float:
+    """Rows per second of a raw COPY of the stored records into an empty table
+    with the same columns and indexes: the physical limit of the same write."""
+
+    async def run() -> float:
+        from ingest.db import embedded_url
+        from ingest.settings import Settings
+
+        conn = await asyncpg.connect(embedded_url(Settings(home=home)))
+        try:
+            dump = io.BytesIO()
+            await conn.copy_from_query("SELECT * FROM records", output=dump, format="binary")
+            rows = await conn.fetchval("SELECT count(*) FROM records")
+            await conn.execute("CREATE TABLE copy_limit (LIKE records INCLUDING ALL)")
+            dump.seek(0)
+            started = time.perf_counter()
+            await conn.copy_to_table("copy_limit", source=dump, format="binary")
+            elapsed = time.perf_counter() - started
+            await conn.execute("DROP TABLE copy_limit")
+            return float(rows) / elapsed
+        finally:
+            await conn.close()
+
+    return asyncio.run(run())
