@@ -104,21 +104,29 @@ def register_merchants(base: str, admin: str, provider: str, merchants: int) -> 
 
 
 def standard_records(n: int, merchants: list[str], prefix: str = "T") -> list[dict[str, Any]]:
+    """Records as provider feeds carry them: in time order over 20 days, each
+    merchant with its own MCC (a merchant's MCC is fixed when it is acquired)."""
     mccs = ["5812", "5411", "5732", "5651", "5311", "7011", None]
-    return [
-        {
-            "txn_id": f"{prefix}{i:09d}",
-            "kind": "refund" if i % 20 == 0 else "payment",
-            "amount_fen": 100 + (i * 7919) % 500000,
-            "currency": "CNY",
-            "occurred_at": f"2023-09-{9 + i % 20:02d}T{i % 24:02d}:{i % 60:02d}:00+08:00",
-            "merchant_id": merchants[i % len(merchants)],
-            "channel": "offline" if i % 3 else "online",
-            **({"mcc": mccs[i % 7]} if mccs[i % 7] else {}),
-            "payer_ref": f"payer-{i % 50000}",
-        }
-        for i in range(n)
-    ]
+    records = []
+    for i in range(n):
+        m = i % len(merchants)
+        mcc = mccs[m % len(mccs)]
+        second = i * (20 * 86400) // n
+        records.append(
+            {
+                "txn_id": f"{prefix}{i:09d}",
+                "kind": "refund" if i % 20 == 0 else "payment",
+                "amount_fen": 100 + (i * 7919) % 500000,
+                "currency": "CNY",
+                "occurred_at": f"2023-09-{9 + second // 86400:02d}T{second % 86400 // 3600:02d}:"
+                f"{second % 3600 // 60:02d}:{second % 60:02d}+08:00",
+                "merchant_id": merchants[m],
+                "channel": "offline" if m % 3 else "online",
+                **({"mcc": mcc} if mcc else {}),
+                "payer_ref": f"payer-{i % 50000}",
+            }
+        )
+    return records
 
 
 def copy_rate(home: Path) -> float:

@@ -1,15 +1,23 @@
-"""The batch writer: one staging COPY, one set-based merge, rollup deltas and
-quarantine, all inside the caller's transaction.
+"""The batch writer: merchants resolved, new records COPYed straight into the
+record table, rollup deltas added, held records quarantined — all inside the
+caller's transaction.
 
 Every path into payfeed (HTTP batches, Kafka, backfill, quarantine replay) ends
 here, so deduplication and rollups are defined once. The caller owns the
 transaction: if it rolls back, nothing of the batch remains.
+
+Why COPY and not `INSERT … ON CONFLICT`: a batch is checked against the stored
+records first (one indexed lookup of all its txn_ids), and only the new ones are
+copied, which costs about what a raw COPY costs. A concurrent batch may store
+one of the same txn_ids in between: the COPY then fails on the primary key
+inside a savepoint, and the check runs again, now seeing that record.
 """
 
 import io
 from dataclasses import dataclass, field
 from typing import Any
 
+import asyncpg
 import orjson
 import polars as pl
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -17,12 +25,12 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from ingest.adapters.base import RawBatch, RowError
 from ingest.db import raw_connection
 from ingest.masking import mask_values
-from ingest.normalise import Normalised
-from ingest.rollups import ROLLUP_TABLES, upsert_delta_sql
+from ingest.normalise import CONTENT, Normalised
+from ingest.rollups import add_to_rollups
 from schemas.records import QUARANTINED_CODES, STANDARD_FIELDS, Outcome
 
-STAGE_COLUMNS = (
-    "idx",
+RECORD_COLUMNS = (
+    "provider",
     "txn_id",
     "kind",
     "amount_fen",
@@ -31,64 +39,27 @@ STAGE_COLUMNS = (
     "merchant_id",
     "channel",
     "mcc",
-    "mcc_category",
     "original_txn_id",
     "payer_hash",
+    "enterprise",
+    "city",
+    "category",
 )
 
-CREATE_STAGE = """
-CREATE TEMP TABLE IF NOT EXISTS stage_records (
-    idx bigint PRIMARY KEY, txn_id text NOT NULL, kind text NOT NULL,
-    amount_fen bigint NOT NULL, occurred_at timestamptz NOT NULL, day date NOT NULL,
-    merchant_id text NOT NULL, channel text NOT NULL, mcc text, mcc_category text,
-    original_txn_id text, payer_hash bytea
-) ON COMMIT DELETE ROWS
+RESOLVE = """
+SELECT ma.merchant_id, ma.uscc AS enterprise, coalesce(ma.city, e.city) AS city,
+       ma.category AS account_category, e.category AS enterprise_category
+FROM merchant_accounts ma JOIN enterprises e ON e.uscc = ma.uscc
+WHERE ma.provider = $1 AND ma.merchant_id = ANY($2::text[])
 """
 
-RECORD_COLUMNS = (
-    "provider, txn_id, kind, amount_fen, occurred_at, day, merchant_id, channel, mcc, "
-    "original_txn_id, payer_hash, enterprise, city, category"
-)
-
-_rollup_ctes = ",\n".join(
-    f"rollup_{i} AS ({upsert_delta_sql(table, 'inserted')})"
-    for i, table in enumerate(ROLLUP_TABLES)
-)
-
-MERGE = f"""
-WITH resolved AS (
-    SELECT s.*, ma.uscc AS enterprise, coalesce(ma.city, e.city) AS city,
-           coalesce(ma.category, s.mcc_category, e.category, 'other') AS category
-    FROM stage_records s
-    LEFT JOIN merchant_accounts ma ON ma.provider = $1 AND ma.merchant_id = s.merchant_id
-    LEFT JOIN enterprises e ON e.uscc = ma.uscc
-), inserted AS (
-    INSERT INTO records ({RECORD_COLUMNS})
-    SELECT $1, txn_id, kind, amount_fen, occurred_at, day, merchant_id, channel, mcc,
-           original_txn_id, payer_hash, enterprise, city, category
-    FROM resolved WHERE enterprise IS NOT NULL ORDER BY txn_id
-    ON CONFLICT (provider, txn_id) DO NOTHING
-    RETURNING {RECORD_COLUMNS}
-), {_rollup_ctes}
-SELECT r.idx, r.enterprise IS NOT NULL AS known
-FROM resolved r LEFT JOIN inserted i ON i.txn_id = r.txn_id
-WHERE i.txn_id IS NULL
+STORED = """
+SELECT txn_id, kind, amount_fen, occurred_at, merchant_id, channel, mcc, original_txn_id,
+       payer_hash
+FROM records WHERE provider = $1 AND txn_id = ANY($2::text[])
 """
-"""Resolve merchants, insert new records, add them to every rollup; answer the
-staged rows that were not inserted (unknown merchant, or txn_id already stored)."""
 
-COMPARE = """
-SELECT s.idx,
-       (r.kind, r.amount_fen, r.occurred_at, r.merchant_id, r.channel, r.mcc,
-        r.original_txn_id, r.payer_hash)
-       IS NOT DISTINCT FROM
-       (s.kind, s.amount_fen, s.occurred_at, s.merchant_id, s.channel, s.mcc,
-        s.original_txn_id, s.payer_hash) AS same
-FROM stage_records s JOIN records r ON r.provider = $1 AND r.txn_id = s.txn_id
-WHERE s.idx = ANY($2::bigint[])
-"""
-"""Stored records with a staged txn_id: same content is a duplicate, else a conflict.
-A separate statement so that it sees records committed by a concurrent batch."""
+MAX_ATTEMPTS = 5
 
 
 @dataclass
@@ -123,34 +94,21 @@ async def write_batch(
     Idempotent: records already stored with the same content count as duplicates
     and change nothing. Never commits.
     """
-    pg = await raw_connection(conn)
-    outcome: dict[int, tuple[str, str | None]] = {}
+    outcome: dict[int, str] = {}
+    inserted = 0
     if normalised.records.height:
-        await pg.execute(CREATE_STAGE)
-        await pg.copy_to_table(
-            "stage_records",
-            source=io.BytesIO(_stage_csv(normalised.records)),
-            columns=STAGE_COLUMNS,
-            format="csv",
+        resolved = await _resolve_merchants(conn, provider, normalised.records)
+        for index in resolved.filter(pl.col("enterprise").is_null())["index"]:
+            outcome[index] = Outcome.UNKNOWN_MERCHANT
+        new, seen = await _insert_new(
+            conn, provider, resolved.filter(pl.col("enterprise").is_not_null())
         )
-        leftovers = await pg.fetch(MERGE, provider)
-        stored = [row["idx"] for row in leftovers if row["known"]]
-        for row in leftovers:
-            if not row["known"]:
-                outcome[row["idx"]] = (Outcome.UNKNOWN_MERCHANT, None)
-        if stored:
-            for row in await pg.fetch(COMPARE, provider, stored):
-                code = Outcome.DUPLICATE if row["same"] else Outcome.CONFLICT
-                outcome[row["idx"]] = (code, None)
-        await pg.execute("TRUNCATE stage_records")
+        outcome.update(seen)
+        await add_to_rollups(conn, new)
+        inserted = new.height
     _resolve_repeats(normalised.repeats, outcome)
 
-    result = WriteResult(received=raw.received)
-    result.inserted = normalised.records.height - sum(
-        1 for idx in normalised.records["index"] if idx in outcome
-    )
-    result.duplicates = sum(1 for code, _ in outcome.values() if code == Outcome.DUPLICATE)
-    held = {idx: code for idx, (code, _) in outcome.items() if code in QUARANTINED_CODES}
+    held = {idx: code for idx, code in outcome.items() if code in QUARANTINED_CODES}
     txn_ids = _txn_ids(raw.frame, held)
     errors = [
         *raw.malformed,
@@ -163,27 +121,115 @@ async def write_batch(
             for idx, code in held.items()
         ),
     ]
-    result.errors = sorted(errors, key=lambda e: e.index)
-    result.rejected = len(result.errors)
-    result.quarantined = await quarantine_records(
-        conn, provider, raw.frame, normalised, held, batch_id=batch_id, source=source
+    return WriteResult(
+        received=raw.received,
+        inserted=inserted,
+        duplicates=sum(1 for code in outcome.values() if code == Outcome.DUPLICATE),
+        rejected=len(errors),
+        quarantined=await quarantine_records(
+            conn, provider, raw.frame, normalised, held, batch_id=batch_id, source=source
+        ),
+        errors=sorted(errors, key=lambda e: e.index),
     )
-    return result
 
 
-def _resolve_repeats(repeats: pl.DataFrame, outcome: dict[int, tuple[str, str | None]]) -> None:
+async def _resolve_merchants(
+    conn: AsyncConnection, provider: str, records: pl.DataFrame
+) -> pl.DataFrame:
+    """Enterprise, city and category of every record from its merchant account
+    (one query for the batch's distinct merchants); `enterprise` null = unknown.
+    Category: the account's, else the MCC's, else the enterprise's, else other."""
+    pg = await raw_connection(conn)
+    merchants = records["merchant_id"].unique().to_list()
+    rows = await pg.fetch(RESOLVE, provider, merchants)
+    accounts = pl.DataFrame(
+        [dict(r) for r in rows],
+        schema={
+            "merchant_id": pl.String,
+            "enterprise": pl.String,
+            "city": pl.String,
+            "account_category": pl.String,
+            "enterprise_category": pl.String,
+        },
+        orient="row",
+    )
+    return records.join(accounts, on="merchant_id", how="left").with_columns(
+        pl.coalesce(
+            "account_category", "mcc_category", "enterprise_category", pl.lit("other")
+        ).alias("category"),
+        pl.lit(provider).alias("provider"),
+    )
+
+
+async def _insert_new(
+    conn: AsyncConnection, provider: str, known: pl.DataFrame
+) -> tuple[pl.DataFrame, dict[int, str]]:
+    """COPY the records whose txn_id is not stored yet; classify the others as
+    duplicates (same content) or conflicts. Returns the inserted rows."""
+    pg = await raw_connection(conn)
+    for _ in range(MAX_ATTEMPTS):
+        stored = await _stored_content(pg, provider, known["txn_id"].to_list())
+        new = known.filter(~pl.col("txn_id").is_in(stored["txn_id"].implode()))
+        try:
+            async with conn.begin_nested():
+                if new.height:
+                    await pg.copy_to_table(
+                        "records",
+                        source=io.BytesIO(_csv(new.select(RECORD_COLUMNS))),
+                        columns=RECORD_COLUMNS,
+                        format="csv",
+                    )
+        except asyncpg.UniqueViolationError:
+            continue
+        compared = known.join(stored, on="txn_id", suffix="_stored").select(
+            "index",
+            pl.all_horizontal(pl.col(c).eq_missing(pl.col(f"{c}_stored")) for c in CONTENT).alias(
+                "same"
+            ),
+        )
+        seen: dict[int, str] = {
+            index: Outcome.DUPLICATE if same else Outcome.CONFLICT
+            for index, same in compared.iter_rows()
+        }
+        return new, seen
+    raise RuntimeError(f"records kept colliding with concurrent batches {MAX_ATTEMPTS} times")
+
+
+async def _stored_content(pg: Any, provider: str, txn_ids: list[str]) -> pl.DataFrame:
+    rows = await pg.fetch(STORED, provider, txn_ids)
+    return pl.DataFrame(
+        [
+            {**dict(r), "payer_hash": "\\x" + r["payer_hash"].hex() if r["payer_hash"] else None}
+            for r in rows
+        ],
+        schema={
+            "txn_id": pl.String,
+            "kind": pl.String,
+            "amount_fen": pl.Int64,
+            "occurred_at": pl.Datetime("us", "UTC"),
+            "merchant_id": pl.String,
+            "channel": pl.String,
+            "mcc": pl.String,
+            "original_txn_id": pl.String,
+            "payer_hash": pl.String,
+        },
+        orient="row",
+    )
+
+
+def _resolve_repeats(repeats: pl.DataFrame, outcome: dict[int, str]) -> None:
     """A txn_id seen again later in the same batch is compared with its first
     occurrence: the same content shares the first's fate (a duplicate of a stored
     record), different content is a conflict unless the first was never storable."""
     for row in repeats.iter_rows(named=True):
-        first, _ = outcome.get(row["first_index"], (Outcome.INSERTED, None))
+        first = outcome.get(row["first_index"], Outcome.INSERTED)
         if first == Outcome.UNKNOWN_MERCHANT:
             code = Outcome.UNKNOWN_MERCHANT
         elif row["same"]:
             code = Outcome.CONFLICT if first == Outcome.CONFLICT else Outcome.DUPLICATE
         else:
             code = Outcome.CONFLICT
-        outcome[row["index"]] = (code, None)
+        outcome[row["index"]] = code
 
 
 def _held_message(code: str, txn_id: str | None, provider: str) -> str:
@@ -199,13 +245,8 @@ def _txn_ids(frame: pl.DataFrame, held: dict[int, str]) -> dict[int, str | None]
     return dict(rows.iter_rows())
 
 
-def _stage_csv(records: pl.DataFrame) -> bytes:
-    return (
-        records.rename({"index": "idx"})
-        .select(STAGE_COLUMNS)
-        .write_csv(include_header=False, datetime_format="%Y-%m-%dT%H:%M:%S%.6f%z")
-        .encode()
-    )
+def _csv(frame: pl.DataFrame) -> bytes:
+    return frame.write_csv(include_header=False, datetime_format="%Y-%m-%dT%H:%M:%S%.6f%z").encode()
 
 
 async def quarantine_records(
