@@ -36,7 +36,7 @@ def aggregate_sql(table: Table, source: str) -> str:
     grouped and ordered by its key (a fixed order of row locks: concurrent
     batches queue rather than deadlock)."""
     dims = ", ".join(dims_of(table))
-    measures = ", ".join(MEASURE_SQL.values())
+    measures = ", ".join(f"{sql} AS {name}" for name, sql in MEASURE_SQL.items())
     return f"SELECT {dims}, {measures} FROM {source} GROUP BY {dims} ORDER BY {dims}"
 
 
