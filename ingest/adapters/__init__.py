@@ -1,10 +1,15 @@
 """Provider formats, by the name callers use in `?format=` and `--format`."""
 
-from ingest.adapters import standard
+from ingest.adapters import alipay, standard, unionpay, wechatpay
 from ingest.adapters.base import Adapter, RawBatch, ReadOptions, RowError
 from ingest.errors import BadRequest
 
-FORMATS: dict[str, Adapter] = {"standard": standard.read}
+FORMATS: dict[str, Adapter] = {
+    "standard": standard.read,
+    "unionpay": unionpay.read,
+    "alipay": alipay.read,
+    "wechatpay": wechatpay.read,
+}
 
 
 def adapter_for(fmt: str) -> Adapter:

@@ -7,12 +7,17 @@ string columns named as in `schemas.records.STANDARD_FIELDS` plus `index` (the
 adapter knows a format's quirks.
 """
 
+import gzip
+import io
+import zipfile
+import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import polars as pl
 
+from ingest.errors import BadRequest, TooLarge
 from schemas.records import STANDARD_FIELDS
 
 RAW_SCHEMA: dict[str, Any] = {"index": pl.Int64, **{name: pl.String for name in STANDARD_FIELDS}}
@@ -31,7 +36,22 @@ class RowError:
 class RawBatch:
     frame: pl.DataFrame
     malformed: list[RowError] = field(default_factory=list)
-    control_totals: dict[str, Any] | None = None
+    declared_totals: dict[str, Any] | None = None
+    """What the file says it holds (its trailer or summary row), when it says."""
+    read_totals: dict[str, Any] | None = None
+    """The same figures as read from the rows; summed over the chunks of a file."""
+
+    @property
+    def control_totals(self) -> dict[str, Any] | None:
+        """`{"declared", "read", "match"}`, or None when the input declares nothing."""
+        if self.declared_totals is None:
+            return None
+        read = self.read_totals or {}
+        return {
+            "declared": self.declared_totals,
+            "read": read,
+            "match": self.declared_totals == read,
+        }
 
     @property
     def received(self) -> int:
@@ -55,6 +75,11 @@ that cannot be read at all (400), never for one bad row."""
 
 def empty_frame() -> pl.DataFrame:
     return pl.DataFrame(schema=RAW_SCHEMA)
+
+
+def standard_columns(frame: pl.DataFrame) -> pl.DataFrame:
+    """`frame`'s `RAW_SCHEMA` columns, in order and typed so."""
+    return frame.select(pl.col(name).cast(dtype) for name, dtype in RAW_SCHEMA.items())
 
 
 def text_column(values: list[Any]) -> pl.Series:
@@ -81,8 +106,6 @@ def _as_text(value: Any) -> str | None:
 def decode(data: bytes, options: ReadOptions, default: str) -> str:
     """Bytes to text in the format's encoding or the caller's `charset`; a body
     that does not decode is the caller's 400, not a row error."""
-    from ingest.errors import BadRequest
-
     encoding = options.charset or default
     try:
         return data.decode(encoding)
@@ -92,3 +115,109 @@ def decode(data: bytes, options: ReadOptions, default: str) -> str:
         raise BadRequest(
             "undecodable_body", f"body is not valid {encoding} at byte {exc.start}"
         ) from None
+
+
+LOCAL_OFFSET = "+08:00"
+"""Asia/Shanghai has kept UTC+8 without daylight saving time since 1991."""
+
+YUAN = r"^([+-]?)([0-9]{1,13})(?:\.([0-9]{1,2}))?$"
+
+
+def fen_from_yuan(text: pl.Expr) -> pl.Expr:
+    """Signed integer fen of a yuan amount with at most two decimals, by string
+    arithmetic (never a float); null when the text is no such amount."""
+    parts = text.str.strip_chars().str.extract_groups(YUAN)
+    cents = parts.struct.field("3").fill_null("").str.pad_end(2, "0")
+    fen = (parts.struct.field("2") + cents).cast(pl.Int64)
+    return pl.when(parts.struct.field("1") == "-").then(-fen).otherwise(fen)
+
+
+def amount_text(text: pl.Expr) -> pl.Expr:
+    """The absolute amount in fen as decimal text (the standard's `amount_fen`); text
+    that is no yuan amount passes unchanged, so that the normaliser rejects it as
+    `invalid_field`."""
+    fen = fen_from_yuan(text)
+    return pl.when(fen.is_not_null()).then(fen.abs().cast(pl.String)).otherwise(text)
+
+
+def local_time(text: pl.Expr) -> pl.Expr:
+    """`YYYY-MM-DD hh:mm:ss` local time as RFC 3339 with the Asia/Shanghai offset;
+    other text passes unchanged for the normaliser to reject."""
+    return text.str.replace(
+        r"^([0-9]{4}-[0-9]{2}-[0-9]{2})[ T]([0-9]{2}:[0-9]{2}:[0-9]{2})$",
+        "${1}T${2}" + LOCAL_OFFSET,
+    )
+
+
+GZIP_MAGIC = b"\x1f\x8b"
+ZIP_MAGICS = (b"PK\x03\x04", b"PK\x05\x06")
+MAX_UNPACKED_BYTES = 1 << 30
+"""What one unpacked file may weigh: a guard against a compression bomb, far above
+any batch the record limit lets through."""
+
+
+def unpack(data: bytes, wanted: Callable[[str], bool]) -> tuple[bytes, str | None]:
+    """The file in a body as a provider's download gives it, recognised by its magic
+    bytes: a gzip is inflated; a zip yields its one member whose base name `wanted`
+    accepts (names written by Chinese tools in GBK without the UTF-8 flag are
+    decoded as such); anything else is the file itself. Returns the bytes and the
+    zip member's name (None when not zipped)."""
+    if data.startswith(GZIP_MAGIC):
+        try:
+            with gzip.GzipFile(fileobj=io.BytesIO(data)) as inflated:
+                return _bounded(inflated.read(MAX_UNPACKED_BYTES + 1)), None
+        except (OSError, EOFError, zlib.error) as exc:
+            raise BadRequest("undecodable_body", f"body is not a readable gzip: {exc}") from None
+    if not data.startswith(ZIP_MAGICS):
+        return data, None
+    try:
+        with zipfile.ZipFile(io.BytesIO(data)) as archive:
+            members = [
+                (info, name)
+                for info in archive.infolist()
+                if not info.is_dir() and _is_content(name := _member_name(info))
+            ]
+            chosen = [(info, name) for info, name in members if wanted(name.rsplit("/", 1)[-1])]
+            if len(chosen) != 1:
+                names = ", ".join(name for _, name in members) or "nothing"
+                raise BadRequest(
+                    "missing_detail_file",
+                    f"the zip must hold exactly one file this format reads; it holds {names}",
+                )
+            info, name = chosen[0]
+            with archive.open(info) as member:
+                return _bounded(member.read(MAX_UNPACKED_BYTES + 1)), name
+    except (
+        zipfile.BadZipFile,
+        NotImplementedError,
+        RuntimeError,
+        OSError,
+        EOFError,
+        zlib.error,
+    ) as exc:
+        raise BadRequest("undecodable_body", f"body is not a readable zip: {exc}") from None
+
+
+def _member_name(info: zipfile.ZipInfo) -> str:
+    if info.flag_bits & 0x800:
+        return info.filename
+    raw = info.filename.encode("cp437")  # how zipfile decoded it: undo, then try the usual
+    for encoding in ("utf-8", "gb18030"):
+        try:
+            return raw.decode(encoding)
+        except UnicodeDecodeError:
+            continue
+    return info.filename
+
+
+def _is_content(name: str) -> bool:
+    """Not the resource-fork shadows macOS adds to the zips it makes."""
+    return not name.startswith("__MACOSX/") and not name.rsplit("/", 1)[-1].startswith("._")
+
+
+def _bounded(unpacked: bytes) -> bytes:
+    if len(unpacked) > MAX_UNPACKED_BYTES:
+        raise TooLarge(
+            "body_too_large", f"the unpacked file is larger than {MAX_UNPACKED_BYTES} bytes"
+        )
+    return unpacked

@@ -1,0 +1,169 @@
+"""WeChat Pay trade bill (交易账单, all transactions, UTF-8 CSV) (FORMATS.md `wechatpay`).
+
+Values lead with a backtick (not part of the value, sometimes missing); columns
+are found by header name; the data rows end at the summary header (`总交易单数,…`),
+whose next row declares the control totals. A refund is its own row repeating
+the order's numbers.
+"""
+
+from typing import Any
+
+import polars as pl
+
+from ingest.adapters.base import (
+    RawBatch,
+    ReadOptions,
+    RowError,
+    amount_text,
+    decode,
+    fen_from_yuan,
+    local_time,
+    standard_columns,
+    unpack,
+)
+from ingest.errors import BadRequest
+
+COLUMNS = {
+    "traded_at": "交易时间",
+    "merchant": "商户号",
+    "order_no": "微信订单号",
+    "payer": "用户标识",
+    "trade_type": "交易类型",
+    "status": "交易状态",
+    "currency": "货币种类",
+    "refund_no": "微信退款单号",
+    "order_yuan": "订单金额",
+    "refund_yuan": "申请退款金额",
+}
+SUB_MERCHANT = ("特约商户号", "子商户号")
+"""Service providers' bills name the sub-merchant column 特约商户号, merchants' own 子商户号."""
+
+KINDS = {"SUCCESS": "payment", "REFUND": "refund"}
+NOT_RECORDS = ("REVOKED",)
+"""A cancelled order: no money moved."""
+OFFLINE_TYPES = ("MICROPAY", "FACE")
+"""A payment code scanned, or a face recognised, at the counter."""
+
+SUMMARY = "总交易单数"
+DECLARED = {"row_count": SUMMARY, "order_fen": "订单总金额", "refund_fen": "申请退款总金额"}
+
+
+def read(data: bytes, options: ReadOptions) -> RawBatch:
+    body, _ = unpack(data, lambda name: name.lower().endswith(".csv"))
+    text = decode(body, options, "utf-8-sig").removeprefix("\ufeff")
+    lines = pl.DataFrame([pl.Series("line", text.split("\n")).str.strip_chars()]).filter(
+        pl.col("line") != ""
+    )
+    if lines.is_empty():
+        raise BadRequest("missing_columns", "no header row: this is not a WeChat Pay trade bill")
+    header = _cells(lines["line"][0].split(","))
+    sub_merchant = next((name for name in SUB_MERCHANT if name in header), None)
+    missing = [name for name in COLUMNS.values() if name not in header]
+    if missing:
+        raise BadRequest("missing_columns", f"the header lacks {', '.join(missing)}")
+
+    split = (
+        lines.slice(1)
+        .select(pl.col("line").str.split(",").alias("cells"))
+        .with_columns((_value(pl.col("cells").list.first()) == SUMMARY).cum_sum().alias("part"))
+    )
+    rows = (
+        split.filter(pl.col("part") == 0)
+        .with_row_index("index")
+        .select(pl.col("index").cast(pl.Int64), "cells")
+    )
+    fits = pl.col("cells").list.len() == len(header)
+    columns = {**COLUMNS, "sub_merchant": sub_merchant}
+    cells = rows.filter(fits).select(
+        "index",
+        *(
+            (
+                _value(pl.col("cells").list.get(header.index(name)))
+                if name
+                else pl.lit("", dtype=pl.String)
+            ).alias(key)
+            for key, name in columns.items()
+        ),
+    )
+    status = pl.col("status").str.to_uppercase()
+    kind = status.replace_strict(KINDS, default=None)
+    refund = kind == "refund"
+    records = cells.filter(~status.is_in(NOT_RECORDS))
+    frame = (
+        records.filter(kind.is_not_null())
+        .select(
+            "index",
+            pl.when(refund).then("refund_no").otherwise("order_no").alias("txn_id"),
+            kind.alias("kind"),
+            amount_text(pl.when(refund).then("refund_yuan").otherwise("order_yuan")).alias(
+                "amount_fen"
+            ),
+            pl.when(pl.col("currency") != "").then("currency").alias("currency"),
+            local_time(pl.col("traded_at")).alias("occurred_at"),
+            pl.when(~pl.col("sub_merchant").is_in(["", "0"]))
+            .then("sub_merchant")
+            .otherwise("merchant")
+            .alias("merchant_id"),
+            pl.when(pl.col("trade_type").str.to_uppercase().is_in(OFFLINE_TYPES))
+            .then(pl.lit("offline"))
+            .otherwise(pl.lit("online"))
+            .alias("channel"),
+            pl.lit(None).alias("mcc"),
+            pl.when(refund).then("order_no").alias("original_txn_id"),
+            pl.when(pl.col("payer") != "").then("payer").alias("payer_ref"),
+        )
+        .pipe(standard_columns)
+    )
+    malformed = [
+        RowError(i, "malformed", f"row has {n} columns; the header has {len(header)}")
+        for i, n in rows.filter(~fits).select("index", pl.col("cells").list.len()).iter_rows()
+    ]
+    malformed += [
+        RowError(i, "invalid_field", f"unknown 交易状态 {s!r}", field="交易状态", txn_id=no or None)
+        for i, s, no in records.filter(kind.is_null())
+        .select("index", "status", "order_no")
+        .iter_rows()
+    ]
+    summary = [_cells(row) for row in split.filter(pl.col("part") > 0)["cells"].to_list()]
+    return RawBatch(
+        frame,
+        sorted(malformed, key=lambda e: e.index),
+        declared_totals=_declared_totals(summary),
+        read_totals=_read_totals(rows.height, cells),
+    )
+
+
+def _value(cell: pl.Expr) -> pl.Expr:
+    return cell.str.strip_chars().str.strip_prefix("`").str.strip_chars()
+
+
+def _cells(values: list[str]) -> list[str]:
+    return [value.strip().removeprefix("`").strip() for value in values]
+
+
+def _declared_totals(summary: list[list[str]]) -> dict[str, Any] | None:
+    """总交易单数 (every data row, REVOKED included), 订单总金额 and 申请退款总金额 as
+    the summary row declares them; None when the summary header or its row is
+    missing or unreadable (a truncated file)."""
+    if len(summary) < 2 or len(summary[0]) != len(summary[1]):
+        return None
+    named = dict(zip(summary[0], summary[1], strict=True))
+    if any(name not in named for name in DECLARED.values()):
+        return None
+    count = named[SUMMARY]
+    amounts = pl.select(
+        fen_from_yuan(pl.lit(named[DECLARED["order_fen"]])).alias("order_fen"),
+        fen_from_yuan(pl.lit(named[DECLARED["refund_fen"]])).alias("refund_fen"),
+    ).row(0, named=True)
+    if not (count.isascii() and count.isdigit()) or None in amounts.values():
+        return None
+    return {"row_count": int(count), **amounts}
+
+
+def _read_totals(row_count: int, cells: pl.DataFrame) -> dict[str, Any]:
+    """The declared figures, counted from the rows."""
+    sums = cells.select(
+        fen_from_yuan(pl.col("order_yuan")).sum().alias("order_fen"),
+        fen_from_yuan(pl.col("refund_yuan")).sum().alias("refund_fen"),
+    ).row(0, named=True)
+    return {"row_count": row_count, **{key: int(value) for key, value in sums.items()}}
