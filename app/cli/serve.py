@@ -6,7 +6,7 @@ import logging
 import typer
 import uvicorn
 
-from ingest.db import database_url
+from ingest.db import create_engine, database_url
 from ingest.migrate import upgrade
 from ingest.settings import get_settings
 
@@ -20,6 +20,16 @@ def migrate() -> None:
     """Bring the database to the latest schema (idempotent)."""
     asyncio.run(upgrade(database_url(get_settings())))
     typer.echo("database is at the latest revision")
+
+
+async def _load_demo(url: str) -> str:
+    from ingest.demo import load_demo
+
+    engine = create_engine(url)
+    try:
+        return await load_demo(engine, get_settings())
+    finally:
+        await engine.dispose()
 
 
 def serve(
@@ -36,8 +46,7 @@ def serve(
     url = database_url(settings)
     asyncio.run(upgrade(url))
     if demo:
-        from ingest.demo import load_demo
-
-        loaded = asyncio.run(load_demo(url, settings))
-        typer.echo(loaded)
-    uvicorn.run(create_app(settings, url), host=host, port=port, log_level="info")
+        typer.echo(asyncio.run(_load_demo(url)))
+    app = create_app(settings, url)
+    app.state.with_consumer = with_consumer
+    uvicorn.run(app, host=host, port=port, log_level="info")
