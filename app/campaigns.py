@@ -1,14 +1,43 @@
-"""`GET /v1/campaigns/{code}/summary`."""
+"""`PUT /v1/campaigns/{code}` and `GET /v1/campaigns/{code}/summary`."""
 
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Path, Request
 
-from app.deps import Conn, Viewer
-from ingest.campaigns import campaign_summary
-from schemas.api import CampaignSummary
+from app.deps import Admin, Conn, Viewer
+from app.registry import media_type
+from ingest.campaigns import campaign_summary, put_campaign
+from ingest.errors import RuleViolation
+from ingest.registry import parse_rows
+from schemas.api import Campaign, CampaignSummary
+from schemas.registry import CampaignIn
 
 router = APIRouter(prefix="/v1/campaigns", tags=["campaigns"])
+
+CampaignCode = Annotated[str, Path(pattern=r"^[A-Za-z0-9_-]{1,32}$", examples=["2023"])]
+
+
+@router.put(
+    "/{code}",
+    response_model=Campaign,
+    summary="Create or replace a campaign",
+    description="JSON (one object) or CSV (a header and one row) with the fields of "
+    "`CampaignIn`. The baseline defaults to the same number of days immediately before "
+    "`first_day`. A city's local extension is its `last_day` in `POST /v1/registry/cities`.",
+    openapi_extra={
+        "requestBody": {
+            "content": {
+                "application/json": {"schema": CampaignIn.model_json_schema()},
+                "text/csv": {"schema": {"type": "string"}},
+            }
+        }
+    },
+)
+async def put(code: CampaignCode, request: Request, conn: Conn, who: Admin) -> Any:
+    rows = parse_rows(CampaignIn, await request.body(), media_type(request))
+    if len(rows) != 1:
+        raise RuleViolation("invalid_registration", f"expected one campaign, got {len(rows)}")
+    return await put_campaign(conn, code, rows[0])
 
 
 @router.get(

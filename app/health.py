@@ -1,15 +1,20 @@
 """`/healthz` (alive), `/readyz` (database reachable and migrated), `/metrics`."""
 
+import logging
 from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import ORJSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from sqlalchemy.exc import SQLAlchemyError
 
 from app.deps import engine_of
+from ingest.metrics import DB_POOL_CONNECTIONS, QUARANTINE_RECORDS
 from ingest.migrate import is_migrated
+from ingest.quarantine import quarantine_sizes
 
 router = APIRouter(tags=["health"])
+log = logging.getLogger(__name__)
 
 
 @router.get("/healthz", summary="The process is alive")
@@ -34,6 +39,32 @@ async def readyz(request: Request) -> Any:
     return ORJSONResponse({"ready": ready, "checks": checks}, 200 if ready else 503)
 
 
+async def observe_state(request: Request) -> None:
+    """Gauges read at scrape time: this process's connection pool, and the
+    quarantine's size (skipped while the database is unreachable)."""
+    engine = getattr(request.app.state, "engine", None)
+    if engine is None:
+        return
+    pool = engine.pool
+    for state, read in (
+        ("checked_out", pool.checkedout),
+        ("idle", pool.checkedin),
+        ("overflow", pool.overflow),
+        ("size", pool.size),
+    ):
+        DB_POOL_CONNECTIONS.labels(state).set(max(0, read()))
+    try:
+        async with engine.connect() as conn:
+            sizes = await quarantine_sizes(conn)
+    except (OSError, SQLAlchemyError):
+        log.warning("quarantine size not read: the database is unavailable")
+        return
+    QUARANTINE_RECORDS.clear()
+    for (provider, code), count in sizes.items():
+        QUARANTINE_RECORDS.labels(provider, code).set(count)
+
+
 @router.get("/metrics", summary="Prometheus metrics")
-async def metrics() -> Response:
+async def metrics(request: Request) -> Response:
+    await observe_state(request)
     return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)

@@ -1,12 +1,24 @@
 """`create_app()`: the FastAPI application, one router per resource."""
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 from fastapi.responses import ORJSONResponse
 
-from app import batches, campaigns, errors, health, quarantine, registry, rollups
+from app import (
+    batches,
+    campaigns,
+    errors,
+    health,
+    public,
+    quarantine,
+    registry,
+    reports,
+    rollups,
+)
+from ingest.consumer import RecordConsumer
 from ingest.db import create_engine, database_url
 from ingest.settings import Settings, get_settings
 
@@ -25,7 +37,13 @@ def create_app(settings: Settings | None = None, url: str | None = None) -> Fast
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.engine = create_engine(url or database_url(settings))
+        if app.state.with_consumer:
+            app.state.consumer = RecordConsumer(settings, app.state.engine)
+            consuming = asyncio.create_task(app.state.consumer.run())
         yield
+        if app.state.with_consumer:
+            app.state.consumer.stop()
+            await consuming
         await app.state.engine.dispose()
 
     app = FastAPI(
@@ -36,7 +54,8 @@ def create_app(settings: Settings | None = None, url: str | None = None) -> Fast
         default_response_class=ORJSONResponse,
     )
     app.state.settings = settings
+    app.state.with_consumer = False
     errors.install(app)
-    for module in (batches, rollups, campaigns, registry, quarantine, health):
+    for module in (batches, rollups, campaigns, reports, registry, quarantine, public, health):
         app.include_router(module.router)
     return app

@@ -1,5 +1,5 @@
-"""`POST /v1/registry/...`: cities, enterprises, merchant accounts (JSON or CSV),
-each call all or nothing."""
+"""`POST /v1/registry/...`: cities, enterprises, merchant accounts, activities,
+policies (JSON or CSV), each call all or nothing."""
 
 from typing import Any
 

@@ -10,7 +10,8 @@ from fastapi.responses import Response
 
 from app.deps import Conn, Viewer
 from ingest.errors import BadRequest
-from ingest.rollups import DIMENSIONS, FILTERS, MEASURES, query_rollups, total_of
+from ingest.payers import RELATIVE_STANDARD_ERROR
+from ingest.rollups import DIMENSIONS, FILTERS, ROW_MEASURES, query_rollups_with_totals
 
 router = APIRouter(prefix="/v1/rollups", tags=["rollups"])
 
@@ -41,7 +42,12 @@ def csv_response(header: list[str], rows: list[dict[str, Any]], filename: str) -
     "",
     summary="Measures grouped by dims",
     description="Always equal to a recount of the stored records once a batch is answered. "
-    "`from`/`to` are inclusive Asia/Shanghai days. Amounts are integer fen.",
+    "`from`/`to` are inclusive Asia/Shanghai days. Amounts are integer fen. "
+    "`payer_count` (distinct payers among records with a `payer_ref`) is estimated from "
+    "HyperLogLog sketches (lg_k 12) that merge across any rows: relative standard error "
+    f"{RELATIVE_STANDARD_ERROR:.2%} (about 68 % of counts within ±1.6 %, 99.7 % within "
+    "±4.9 %), practically exact below a few hundred payers; a total merges its rows' "
+    "payers rather than adding the counts.",
 )
 async def rollups(
     conn: Conn,
@@ -67,13 +73,13 @@ async def rollups(
         provider=provider,
     )
     filters = {k: v for k, v in given.items() if v is not None and k in FILTERS}
-    rows = await query_rollups(conn, names, first_day, last_day, filters)
+    rows, totals = await query_rollups_with_totals(conn, names, first_day, last_day, filters)
     if format == "csv":
-        return csv_response([*names, *MEASURES], rows, "rollups.csv")
+        return csv_response([*names, *ROW_MEASURES], rows, "rollups.csv")
     return {
         "dims": names,
         "from": first_day,
         "to": last_day,
         "rows": rows,
-        "totals": total_of(rows),
+        "totals": totals,
     }

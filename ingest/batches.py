@@ -7,6 +7,9 @@ changes nothing; with a different body it is a 409.
 
 import asyncio
 import hashlib
+import logging
+import time
+from collections import Counter
 from datetime import UTC, datetime
 from typing import Any
 
@@ -18,11 +21,14 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from ingest.adapters import ReadOptions, adapter_for
 from ingest.campaigns import ingest_window
 from ingest.errors import Conflict, TooLarge
+from ingest.metrics import BATCH_RECORDS, BATCH_SECONDS, RECORDS
 from ingest.normalise import normalise
 from ingest.tables import batches
 from ingest.writer import WriteResult, write_batch
 
 MAX_ERRORS = 1000
+
+log = logging.getLogger(__name__)
 
 
 def batch_digest(fmt: str, body: bytes) -> bytes:
@@ -66,6 +72,7 @@ async def ingest_batch(
     secret: bytes,
     max_records: int,
 ) -> dict[str, Any]:
+    started = time.monotonic()
     adapter = adapter_for(fmt)
     digest = batch_digest(fmt, body)
     stored = await _claim(conn, batch_id, provider, digest)
@@ -83,12 +90,36 @@ async def ingest_batch(
     )
     result = await write_batch(conn, provider, raw, normalised, batch_id=batch_id)
     answer = answer_of(batch_id, provider, result, raw.control_totals)
+    _observe(batch_id, provider, result, time.monotonic() - started)
     await conn.execute(
         batches.update()
         .where(batches.c.batch_id == batch_id)
         .values(answer=orjson.loads(orjson.dumps(answer)))
     )
     return answer
+
+
+def _observe(batch_id: str, provider: str, result: WriteResult, seconds: float) -> None:
+    """Count the batch's records by outcome and log it (no record content)."""
+    RECORDS.labels(provider, "inserted", "http").inc(result.inserted)
+    RECORDS.labels(provider, "duplicate", "http").inc(result.duplicates)
+    for code, count in Counter(str(error.code) for error in result.errors).items():
+        RECORDS.labels(provider, code, "http").inc(count)
+    BATCH_RECORDS.labels("http").observe(result.received)
+    BATCH_SECONDS.labels("http").observe(seconds)
+    log.info(
+        "batch stored",
+        extra={
+            "batch_id": batch_id,
+            "provider": provider,
+            "received": result.received,
+            "inserted": result.inserted,
+            "duplicates": result.duplicates,
+            "rejected": result.rejected,
+            "quarantined": result.quarantined,
+            "seconds": round(seconds, 4),
+        },
+    )
 
 
 async def _claim(

@@ -5,12 +5,14 @@ from fractions import Fraction
 from typing import Any
 
 from sqlalchemy import distinct, func, select
+from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ingest.errors import NotFound
 from ingest.normalise import Window
 from ingest.rollups import query_rollups, total_of
 from ingest.tables import campaign_cities, campaigns, rollup_enterprise_day
+from schemas.registry import CampaignIn
 
 LATE_DAYS = 30
 
@@ -26,6 +28,19 @@ async def ingest_window(conn: AsyncConnection) -> Window:
     extended = (await conn.execute(select(func.max(campaign_cities.c.last_day)))).scalar()
     last = max(d for d in (bounds[1], extended) if d is not None)
     return Window(bounds[0], last + timedelta(days=LATE_DAYS))
+
+
+async def put_campaign(conn: AsyncConnection, code: str, body: CampaignIn) -> dict[str, Any]:
+    """Create or replace a campaign's name and windows (idempotent). Its cities,
+    their local extensions and its registrations stay as they are."""
+    values = body.model_dump()
+    statement = insert(campaigns).values(code=code, **values)
+    await conn.execute(
+        statement.on_conflict_do_update(
+            index_elements=[campaigns.c.code], set_={k: statement.excluded[k] for k in values}
+        )
+    )
+    return dict((await campaign_row(conn, code))._mapping)
 
 
 async def campaign_row(conn: AsyncConnection, code: str) -> Any:
@@ -56,9 +71,10 @@ def uplift_pct(uplift_fen: int, scaled_baseline_fen: int) -> float | None:
 
 async def campaign_summary(conn: AsyncConnection, code: str) -> dict[str, Any]:
     c = await campaign_row(conn, code)
-    (current,) = await query_rollups(conn, [], c.first_day, c.last_day, {}) or [total_of([])]
+    nothing = {**total_of([]), "payer_count": 0}
+    (current,) = await query_rollups(conn, [], c.first_day, c.last_day, {}) or [nothing]
     (base,) = await query_rollups(conn, [], c.baseline_first_day, c.baseline_last_day, {}) or [
-        total_of([])
+        nothing
     ]
     active = (
         await conn.execute(

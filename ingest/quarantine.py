@@ -1,12 +1,25 @@
 """The quarantine: records held back (`unknown_merchant`, `conflict`) with their
-standard form, until ops fix the registry and replay them, or discard them."""
+standard form, until ops fix the registry and replay them, or discard them.
+Every replay and discard is recorded in `quarantine_actions`."""
 
+import asyncio
+import logging
+from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, func, select
+import polars as pl
+from sqlalchemy import ColumnElement, delete, func, insert, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from ingest.tables import quarantine
+from ingest.adapters.base import RawBatch, text_column
+from ingest.campaigns import ingest_window
+from ingest.db import raw_connection
+from ingest.normalise import Window, normalise
+from ingest.tables import quarantine, quarantine_actions
+from ingest.writer import WriteResult, write_batch
+from schemas.records import STANDARD_FIELDS
+
+log = logging.getLogger(__name__)
 
 
 def quarantine_filter(
@@ -37,3 +50,144 @@ async def list_quarantine(
         select(quarantine).where(*where).order_by(quarantine.c.id).limit(limit)
     )
     return {"total": total, "items": [dict(row._mapping) for row in rows]}
+
+
+async def quarantine_sizes(conn: AsyncConnection) -> dict[tuple[str, str], int]:
+    """Held records by provider and code."""
+    rows = await conn.execute(
+        select(quarantine.c.provider, quarantine.c.code, func.count()).group_by(
+            quarantine.c.provider, quarantine.c.code
+        )
+    )
+    return {(provider, code): int(count) for provider, code, count in rows}
+
+
+REPLAY_CHUNK = 10_000
+
+UPDATE_HELD = """
+UPDATE quarantine q SET code = u.code, message = u.message
+FROM unnest($1::bigint[], $2::text[], $3::text[]) AS u(id, code, message)
+WHERE q.id = u.id
+"""
+
+
+def _filters(code: str | None, provider: str | None, ids: list[int] | None) -> dict[str, Any]:
+    given = {"code": code, "provider": provider, "ids": ids}
+    return {k: v for k, v in given.items() if v is not None}
+
+
+async def replay_quarantine(
+    conn: AsyncConnection,
+    *,
+    actor: str,
+    secret: bytes,
+    now: datetime,
+    code: str | None = None,
+    provider: str | None = None,
+    ids: list[int] | None = None,
+) -> dict[str, int]:
+    """Run the selected held records again through the whole path (normalise,
+    write) with the registry as it is now, one batch per provider and chunk.
+
+    A record that goes in (inserted, or already stored with the same content)
+    leaves the quarantine; one that is held again keeps its row (id, batch,
+    source, time) with its code and message brought up to date, so nothing is
+    ever held twice and replaying again inserts nothing more. The rows are locked
+    first: a concurrent replay of the same rows waits, then skips those gone."""
+    window = await ingest_window(conn)
+    where = quarantine_filter(code, provider, ids)
+    answer = {"replayed": 0, "inserted": 0, "duplicates": 0, "still_quarantined": 0}
+    last_id = 0
+    while True:
+        chunk = (
+            await conn.execute(
+                select(quarantine.c.id, quarantine.c.provider, quarantine.c.record)
+                .where(*where, quarantine.c.id > last_id)
+                .order_by(quarantine.c.id)
+                .limit(REPLAY_CHUNK)
+                .with_for_update()
+            )
+        ).all()
+        if not chunk:
+            break
+        last_id = chunk[-1].id
+        by_provider: dict[str, list[Any]] = {}
+        for row in chunk:
+            by_provider.setdefault(row.provider, []).append(row)
+        for held_provider, rows in sorted(by_provider.items()):
+            result = await _replay_rows(conn, held_provider, rows, window, secret, now)
+            answer["replayed"] += len(rows)
+            answer["inserted"] += result.inserted
+            answer["duplicates"] += result.duplicates
+            answer["still_quarantined"] += len(result.errors)
+    await record_action(conn, "replay", actor, _filters(code, provider, ids), answer["replayed"])
+    log.info("quarantine replayed", extra={"actor": actor, **answer})
+    return answer
+
+
+async def _replay_rows(
+    conn: AsyncConnection,
+    provider: str,
+    rows: list[Any],
+    window: Window,
+    secret: bytes,
+    now: datetime,
+) -> WriteResult:
+    """One provider's held rows as a batch whose `index` is the position in `rows`."""
+    records = [row.record for row in rows]
+    frame = pl.DataFrame(
+        {
+            "index": pl.Series(range(len(rows)), dtype=pl.Int64),
+            **{name: text_column([r.get(name) for r in records]) for name in STANDARD_FIELDS},
+            "payer_hash": text_column([r.get("payer_hash") for r in records]),
+        }
+    )
+    normalised = await asyncio.to_thread(normalise, frame, now=now, window=window, secret=secret)
+    result = await write_batch(conn, provider, RawBatch(frame), normalised, hold=False)
+    kept = {error.index: error for error in result.errors}
+    pg = await raw_connection(conn)
+    released = [row.id for index, row in enumerate(rows) if index not in kept]
+    if released:
+        await pg.execute("DELETE FROM quarantine WHERE id = ANY($1::bigint[])", released)
+    if kept:
+        await pg.execute(
+            UPDATE_HELD,
+            [rows[index].id for index in kept],
+            [error.code for error in kept.values()],
+            [error.message for error in kept.values()],
+        )
+    return result
+
+
+async def discard_quarantine(
+    conn: AsyncConnection,
+    *,
+    actor: str,
+    code: str | None = None,
+    provider: str | None = None,
+    ids: list[int] | None = None,
+) -> dict[str, int]:
+    """Delete the selected held records for good; the action is recorded."""
+    deleted = await conn.execute(
+        delete(quarantine).where(*quarantine_filter(code, provider, ids)).returning(quarantine.c.id)
+    )
+    count = len(deleted.all())
+    await record_action(conn, "discard", actor, _filters(code, provider, ids), count)
+    log.info("quarantine discarded", extra={"actor": actor, "discarded": count})
+    return {"discarded": count}
+
+
+async def record_action(
+    conn: AsyncConnection, action: str, actor: str, filters: dict[str, Any], count: int
+) -> None:
+    await conn.execute(
+        insert(quarantine_actions).values(action=action, actor=actor, filters=filters, count=count)
+    )
+
+
+async def list_actions(conn: AsyncConnection, *, limit: int = 100) -> list[dict[str, Any]]:
+    """The latest quarantine actions first: who, when, what selection, how many."""
+    rows = await conn.execute(
+        select(quarantine_actions).order_by(quarantine_actions.c.id.desc()).limit(limit)
+    )
+    return [dict(row._mapping) for row in rows]

@@ -18,9 +18,16 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ingest.errors import BadRequest, RuleViolation, UnsupportedMediaType
-from ingest.tables import campaign_cities, campaigns, enterprises, merchant_accounts
+from ingest.tables import (
+    activities,
+    campaign_cities,
+    campaigns,
+    enterprises,
+    merchant_accounts,
+    policies,
+)
 from schemas.regions import CITIES, MUNICIPALITY_PROVINCES, PROVINCES, prefecture_count
-from schemas.registry import CityIn, EnterpriseIn, MerchantAccountIn
+from schemas.registry import ActivityIn, CityIn, EnterpriseIn, MerchantAccountIn, PolicyIn
 
 MAX_ENTERPRISES_PER_CITY = 100
 MAX_CITY_SHARE = 0.5
@@ -144,10 +151,37 @@ async def register_merchant_accounts(conn: AsyncConnection, rows: list[MerchantA
     return len(rows)
 
 
+async def register_activities(conn: AsyncConnection, rows: list[ActivityIn]) -> int:
+    """Upsert activities by campaign, city and title (sessions held may grow)."""
+    await _require_campaigns(conn, {r.campaign for r in rows})
+    await _upsert(conn, activities, _last_of_each_key(activities, rows))
+    return len(rows)
+
+
+async def register_policies(conn: AsyncConnection, rows: list[PolicyIn]) -> int:
+    """Upsert policies by campaign, unit (city or province) and title."""
+    await _require_campaigns(conn, {r.campaign for r in rows})
+    await _upsert(conn, policies, _last_of_each_key(policies, rows))
+    return len(rows)
+
+
+def _last_of_each_key(table: Table, rows: Sequence[BaseModel]) -> list[dict[str, Any]]:
+    """One row per key, the last given winning: one INSERT ... ON CONFLICT cannot
+    touch a row twice."""
+    keys = [c.name for c in table.primary_key.columns]
+    unique = {}
+    for row in rows:
+        values = row.model_dump()
+        unique[tuple(values[k] for k in keys)] = values
+    return list(unique.values())
+
+
 REGISTRATIONS: dict[str, tuple[type[BaseModel], Any]] = {
     "cities": (CityIn, register_cities),
     "enterprises": (EnterpriseIn, register_enterprises),
     "merchant-accounts": (MerchantAccountIn, register_merchant_accounts),
+    "activities": (ActivityIn, register_activities),
+    "policies": (PolicyIn, register_policies),
 }
 """Kinds of registration by their public name: the input model and its register
 function (all or nothing, in the caller's transaction)."""

@@ -14,6 +14,7 @@ from sqlalchemy import BigInteger, ColumnElement, Table, cast, func, select, tex
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ingest.db import raw_connection
+from ingest.payers import PAYER_TABLES, estimate, rebuild_payers, union_of
 from ingest.tables import ROLLUP_MEASURES, rollup_city_day, rollup_enterprise_day
 
 ROLLUP_TABLES: tuple[Table, ...] = (rollup_city_day, rollup_enterprise_day)
@@ -84,6 +85,9 @@ async def add_to_rollups(conn: AsyncConnection, inserted: pl.DataFrame) -> None:
 DIMENSIONS = ("day", "province", "city", "enterprise", "category", "channel", "provider")
 FILTERS = ("province", "city", "enterprise", "category", "channel", "provider")
 MEASURES = ("txn_count", *ROLLUP_MEASURES, "net_fen")
+ROW_MEASURES = (*MEASURES, "payer_count")
+"""The measures of a query's rows and totals; `payer_count` is approximate and,
+unlike the others, not a sum: a total merges the rows' sketches."""
 
 
 def measures_of(row: Mapping[Any, Any]) -> dict[str, int]:
@@ -120,6 +124,19 @@ async def query_rollups(
     """Rows of the measures grouped by `dims` over Asia/Shanghai days
     `first_day`..`last_day`, ordered by the dims. Reads the city grain unless
     enterprises are asked for."""
+    rows, _ = await query_rollups_with_totals(conn, dims, first_day, last_day, filters)
+    return rows
+
+
+async def query_rollups_with_totals(
+    conn: AsyncConnection,
+    dims: Sequence[str],
+    first_day: date,
+    last_day: date,
+    filters: Mapping[str, str],
+) -> tuple[list[dict[str, Any]], dict[str, int]]:
+    """`query_rollups` and the totals of its rows, `payer_count` included (the
+    union of every row's payers, not their sum)."""
     table = rollup_enterprise_day if "enterprise" in {*dims, *filters} else rollup_city_day
     keys = [_column(table, d).label(d) for d in dims]
     sums = [cast(func.sum(table.c[m]), BigInteger).label(m) for m in ROLLUP_MEASURES]
@@ -130,12 +147,46 @@ async def query_rollups(
     )
     if dims:
         statement = statement.group_by(*keys).order_by(*keys)
+    payers, payer_total = await _payer_counts(conn, table, dims, first_day, last_day, filters)
     rows = []
     for row in (await conn.execute(statement)).mappings():
         if row["payment_count"] is None:
             continue
-        rows.append({**{d: row[d] for d in dims}, **measures_of(row)})
-    return rows
+        key = tuple(row[d] for d in dims)
+        rows.append(
+            {**{d: row[d] for d in dims}, **measures_of(row), "payer_count": payers.get(key, 0)}
+        )
+    return rows, {**total_of(rows), "payer_count": payer_total}
+
+
+async def _payer_counts(
+    conn: AsyncConnection,
+    rollup: Table,
+    dims: Sequence[str],
+    first_day: date,
+    last_day: date,
+    filters: Mapping[str, str],
+) -> tuple[dict[tuple[Any, ...], int], int]:
+    """Estimated distinct payers per group of `dims` and over all groups: the
+    sketches of the matching keys, merged per group and then across groups."""
+    table = PAYER_TABLES[rollup]
+    keys = [_column(table, d).label(d) for d in dims]
+    statement = (
+        select(*keys, func.array_agg(table.c.sketch).label("sketches"))
+        .where(table.c.day.between(first_day, last_day))
+        .where(*(_column(table, name) == value for name, value in filters.items()))
+    )
+    if dims:
+        statement = statement.group_by(*keys)
+    counts = {}
+    total = union_of([])
+    for row in (await conn.execute(statement)).mappings():
+        if row["sketches"] is None:
+            continue
+        union = union_of(row["sketches"])
+        counts[tuple(row[d] for d in dims)] = estimate(union)
+        total.update(union.get_result())
+    return counts, estimate(total)
 
 
 async def verify_rollups(
@@ -169,3 +220,38 @@ async def verify_rollups(
                 }
             )
     return differences
+
+
+async def rebuild_rollups(conn: AsyncConnection, first_day: date, last_day: date) -> dict[str, int]:
+    """Recompute every rollup (and payer sketch) of the days `first_day`..`last_day`
+    from the stored records and swap them in atomically, while ingestion goes on.
+
+    One transaction (READ COMMITTED, the default) first takes
+    `LOCK … IN SHARE ROW EXCLUSIVE MODE` on the rollup tables, then their sketch
+    tables. That mode conflicts with the ROW EXCLUSIVE lock a batch needs to add
+    its deltas, and with itself, but not with readers: dashboards go on reading
+    the old rows until the commit, then see the new ones — never a half-built
+    range. A batch that has already added its deltas holds the tables until it
+    commits, so the lock waits for it and the recount includes its records; a
+    batch that copies records meanwhile is stopped at its deltas until the rebuild
+    commits, is not in the recount, and adds its deltas on top afterwards. Either
+    way every record counts exactly once. Writers wait only as long as the
+    rebuild runs. Returns the rows written per table."""
+    tables = [*ROLLUP_TABLES, *(PAYER_TABLES[t] for t in ROLLUP_TABLES)]
+    await conn.execute(
+        text(f"LOCK TABLE {', '.join(t.name for t in tables)} IN SHARE ROW EXCLUSIVE MODE")
+    )
+    bounds = {"first": first_day, "last": last_day}
+    source = "(SELECT * FROM records WHERE day BETWEEN :first AND :last) AS r"
+    counts = {}
+    for table in ROLLUP_TABLES:
+        columns = ", ".join([*dims_of(table), *ROLLUP_MEASURES])
+        await conn.execute(
+            text(f"DELETE FROM {table.name} WHERE day BETWEEN :first AND :last"), bounds
+        )
+        inserted = await conn.execute(
+            text(f"INSERT INTO {table.name} ({columns}) {aggregate_sql(table, source)}"), bounds
+        )
+        counts[table.name] = inserted.rowcount
+    counts.update(await rebuild_payers(conn, first_day, last_day))
+    return counts

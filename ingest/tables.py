@@ -167,3 +167,55 @@ quarantine_actions = Table(
     Column("count", Integer, nullable=False),
     Column("at", TZ, nullable=False, server_default=func.now()),
 )
+
+activities = Table(
+    "activities",
+    metadata,
+    Column("campaign", Text, ForeignKey("campaigns.code"), primary_key=True),
+    Column("city", Text, primary_key=True),
+    Column("title", Text, primary_key=True),
+    Column("theme", Text, nullable=False),
+    Column("first_day", Date, nullable=False),
+    Column("last_day", Date, nullable=False),
+    Column("sessions", Integer, nullable=False),
+)
+
+policies = Table(
+    "policies",
+    metadata,
+    Column("campaign", Text, ForeignKey("campaigns.code"), primary_key=True),
+    Column("unit", Text, primary_key=True),
+    Column("title", Text, primary_key=True),
+    Column("issued_on", Date, nullable=False),
+)
+
+
+def _payers_table(rollup: Table) -> Table:
+    """HyperLogLog sketches of the distinct payer hashes of `rollup`'s rows, at the
+    same key, so that the rollup row's lock also guards its sketch. Updated in
+    place by every batch, like the rollups: half-empty pages keep updates HOT."""
+    return Table(
+        f"{rollup.name}_payers",
+        metadata,
+        *(Column(c.name, c.type, primary_key=True) for c in rollup.primary_key.columns),
+        Column("sketch", LargeBinary, nullable=False),
+        postgresql_with={"fillfactor": 50},
+    )
+
+
+rollup_city_day_payers = _payers_table(rollup_city_day)
+rollup_enterprise_day_payers = _payers_table(rollup_enterprise_day)
+
+backfill_files = Table(
+    "backfill_files",
+    metadata,
+    Column("digest", LargeBinary, primary_key=True),
+    Column("provider", Text, primary_key=True),
+    Column("format", Text, primary_key=True),
+    Column("name", Text, nullable=False),
+    Column("rows_done", BigInteger, nullable=False),
+    Column("summary", JSONB, nullable=False),
+    Column("completed_at", TZ, nullable=True),
+)
+"""A file backfill has read (by content digest): the data rows committed so far,
+so a rerun resumes after them, and a file read to its end is skipped."""

@@ -26,6 +26,7 @@ from ingest.adapters.base import RawBatch, RowError
 from ingest.db import raw_connection
 from ingest.masking import mask_values
 from ingest.normalise import CONTENT, Normalised
+from ingest.payers import add_to_payers
 from ingest.rollups import add_to_rollups
 from schemas.records import QUARANTINED_CODES, STANDARD_FIELDS, Outcome
 
@@ -88,11 +89,13 @@ async def write_batch(
     *,
     batch_id: str | None = None,
     source: dict[str, Any] | None = None,
+    hold: bool = True,
 ) -> WriteResult:
     """Store a normalised batch; return its exact per-record outcome.
 
     Idempotent: records already stored with the same content count as duplicates
-    and change nothing. Never commits.
+    and change nothing. Never commits. `hold=False` leaves held records out of
+    the quarantine (a quarantine replay keeps its own rows).
     """
     outcome: dict[int, str] = {}
     inserted = 0
@@ -105,6 +108,7 @@ async def write_batch(
         )
         outcome.update(seen)
         await add_to_rollups(conn, new)
+        await add_to_payers(conn, new)
         inserted = new.height
     _resolve_repeats(normalised.repeats, outcome)
 
@@ -128,7 +132,9 @@ async def write_batch(
         rejected=len(errors),
         quarantined=await quarantine_records(
             conn, provider, raw.frame, normalised, held, batch_id=batch_id, source=source
-        ),
+        )
+        if hold
+        else 0,
         errors=sorted(errors, key=lambda e: e.index),
     )
 

@@ -4,14 +4,14 @@ Field rules live here; rules that need the database (the 50 % and 100-enterprise
 limits) live in `ingest.registry`.
 """
 
-from datetime import date
-from typing import Annotated
+from datetime import date, timedelta
+from typing import Annotated, Self
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from schemas.mcc import CATEGORIES
 from schemas.records import EnterpriseKind
-from schemas.regions import resolve_city
+from schemas.regions import PROVINCES, resolve_city
 from schemas.uscc import uscc_is_valid
 
 DEFAULT_CAMPAIGN = "2023"
@@ -81,3 +81,75 @@ class MerchantAccountIn(Registration):
     @classmethod
     def _upper(cls, value: str) -> str:
         return value.upper()
+
+
+Title = Annotated[str, Field(min_length=1, max_length=200)]
+
+
+class ActivityIn(Registration):
+    """One of the "1+N" activities (the launch ceremony or a themed activity),
+    identified within its campaign by city and title."""
+
+    city: CityCode
+    theme: str = Field(min_length=1, max_length=100, examples=["汽车消费节"])
+    title: Title
+    first_day: date
+    last_day: date
+    sessions: int = Field(ge=0, le=1_000_000, description="sessions held (场次)")
+    campaign: str = DEFAULT_CAMPAIGN
+
+    _resolve = field_validator("city")(_city)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Self:
+        if self.last_day < self.first_day:
+            raise ValueError("last_day must not be before first_day")
+        return self
+
+
+class PolicyIn(Registration):
+    """A support measure issued by a city (its code; a county code resolves to its
+    city) or a province (its two-digit prefix), identified by unit and title."""
+
+    unit: str = Field(pattern=r"^[0-9]{2}([0-9]{4})?$", examples=["33", "330100"])
+    title: Title
+    issued_on: date
+    campaign: str = DEFAULT_CAMPAIGN
+
+    @field_validator("unit")
+    @classmethod
+    def _unit(cls, value: str) -> str:
+        if len(value) == 2:
+            if value not in PROVINCES:
+                raise ValueError(f"{value} is not the prefix of a GB/T 2260 province")
+            return value
+        resolved = _city(value)
+        assert resolved is not None
+        return resolved
+
+
+class CampaignIn(Registration):
+    """A campaign's name and windows (`PUT /v1/campaigns/{code}`). The baseline
+    defaults to the same number of days immediately before `first_day`."""
+
+    name: str = Field(min_length=1, max_length=200, examples=["百城万企促消费"])
+    slogan: str = Field(default="", max_length=200)
+    first_day: date
+    last_day: date
+    baseline_first_day: date | None = None
+    baseline_last_day: date | None = None
+
+    @model_validator(mode="after")
+    def _windows(self) -> Self:
+        if self.last_day < self.first_day:
+            raise ValueError("last_day must not be before first_day")
+        days = self.last_day - self.first_day
+        if self.baseline_last_day is None:
+            self.baseline_last_day = self.first_day - timedelta(days=1)
+        if self.baseline_first_day is None:
+            self.baseline_first_day = self.baseline_last_day - days
+        if self.baseline_last_day < self.baseline_first_day:
+            raise ValueError("baseline_last_day must not be before baseline_first_day")
+        if self.baseline_last_day >= self.first_day:
+            raise ValueError("the baseline must end before the campaign's first_day")
+        return self

@@ -120,6 +120,7 @@ async def test_empty_dims_give_one_grand_total_and_csv(
             "gross_fen": 10000,
             "refund_fen": 300,
             "net_fen": 9700,
+            "payer_count": 0,
         }
     ]
     csv = await client.get(
@@ -129,8 +130,9 @@ async def test_empty_dims_give_one_grand_total_and_csv(
     )
     assert csv.headers["content-type"].startswith("text/csv")
     assert csv.text.splitlines() == [
-        "province,provider,txn_count,payment_count,refund_count,gross_fen,refund_fen,net_fen",
-        "33,cmb,2,1,1,10000,300,9700",
+        "province,provider,txn_count,payment_count,refund_count,gross_fen,refund_fen,net_fen,"
+        "payer_count",
+        "33,cmb,2,1,1,10000,300,9700,0",
     ]
     bad = await client.get("/v1/rollups", params={**params, "dims": "planet"}, headers=viewer)
     assert bad.status_code == 400 and bad.json()["error"]["code"] == "unknown_dim"

@@ -45,6 +45,7 @@ async def test_summary_with_baseline_and_uplift(
             "gross_fen": 300001,
             "refund_fen": 1,
             "net_fen": 300000,
+            "payer_count": 0,
         },
     }
     assert (summary["active_cities"], summary["active_enterprises"]) == (2, 2)

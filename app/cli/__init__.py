@@ -2,7 +2,7 @@
 
 import typer
 
-from app.cli import registry, rollups, serve, tokens
+from app.cli import backfill, consume, quarantine, registry, report, rollups, serve, tokens
 
 cli = typer.Typer(
     help="payfeed: payment feeds of the 百城万企促消费 campaign.",
@@ -10,9 +10,13 @@ cli = typer.Typer(
     pretty_exceptions_enable=False,
 )
 serve.attach(cli)
+consume.attach(cli)
+backfill.attach(cli)
 cli.add_typer(tokens.cli, name="tokens")
 cli.add_typer(registry.cli, name="registry")
 cli.add_typer(rollups.cli, name="rollups")
+cli.add_typer(quarantine.cli, name="quarantine")
+report.attach(cli)
 
 
 def main() -> None:

@@ -6,9 +6,11 @@ import orjson
 import typer
 
 from app.cli.common import in_transaction
-from ingest.rollups import verify_rollups
+from ingest.rollups import rebuild_rollups, verify_rollups
 
-cli = typer.Typer(help="Rollups: prove them against the records.", no_args_is_help=True)
+cli = typer.Typer(
+    help="Rollups: prove them against the records, or rebuild them.", no_args_is_help=True
+)
 
 EARLIEST = date(2000, 1, 1)
 LATEST = date(2100, 12, 31)
@@ -28,3 +30,17 @@ def verify(
         typer.echo(f"{len(differences)} rollup rows differ from the records", err=True)
         raise typer.Exit(1)
     typer.echo(f"rollups equal a recount of the records from {first} to {last}")
+
+
+@cli.command()
+def rebuild(
+    first_day: str = typer.Option(str(EARLIEST), "--from", help="first day, YYYY-MM-DD"),
+    last_day: str = typer.Option(str(LATEST), "--to", help="last day, YYYY-MM-DD"),
+) -> None:
+    """Recompute rollups and payer sketches from the stored records and swap them in
+    atomically; ingestion may go on (batches wait only while the rebuild runs)."""
+    first, last = date.fromisoformat(first_day), date.fromisoformat(last_day)
+    written = in_transaction(lambda conn: rebuild_rollups(conn, first, last))
+    for table, rows in written.items():
+        typer.echo(f"{table}: {rows} rows")
+    typer.echo(f"rollups rebuilt from the records from {first} to {last}")

@@ -1,11 +1,11 @@
 """`payfeed migrate` and `payfeed serve`."""
 
 import asyncio
-import logging
 
 import typer
 import uvicorn
 
+from app.logs import configure_logging
 from ingest.db import create_engine, database_url
 from ingest.migrate import upgrade
 from ingest.settings import get_settings
@@ -42,11 +42,11 @@ def serve(
     from app.main import create_app
 
     settings = get_settings()
-    logging.basicConfig(level=settings.log_level.upper())
+    configure_logging(settings.log_level)
     url = database_url(settings)
     asyncio.run(upgrade(url))
     if demo:
         typer.echo(asyncio.run(_load_demo(url)))
     app = create_app(settings, url)
     app.state.with_consumer = with_consumer
-    uvicorn.run(app, host=host, port=port, log_level="info")
+    uvicorn.run(app, host=host, port=port, log_level="info", log_config=None)

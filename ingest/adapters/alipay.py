@@ -11,6 +11,7 @@ from typing import Any
 import polars as pl
 
 from ingest.adapters.base import (
+    Layout,
     RawBatch,
     ReadOptions,
     RowError,
@@ -171,3 +172,19 @@ def _read_totals(cells: pl.DataFrame) -> dict[str, Any]:
 
 def _is_detail(name: str) -> bool:
     return name.lower().endswith(".csv") and "汇总" not in name
+
+
+def _header_lines(first_lines: list[bytes]) -> int:
+    """The comment lines and the column header before the first row."""
+    for number, line in enumerate(first_lines):
+        if line.strip() and not line.startswith(b"#"):
+            return number + 1
+    return len(first_lines)
+
+
+LAYOUT = Layout(
+    header_lines=_header_lines,
+    starts_trailer=lambda line: line.startswith(b"#"),
+    is_member=_is_detail,
+)
+"""Comments and the header lead; the `#…合计` comments after the rows close the file."""

@@ -68,6 +68,18 @@ class ReadOptions:
     params: dict[str, str] = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class Layout:
+    """How a file of a format splits into chunks that its adapter reads one by one,
+    so that backfill holds a bounded part of a big file: the leading lines every
+    chunk repeats (a header, comments), the line where the trailer starts (it stays
+    with the last chunk), and which member of a zip holds the rows."""
+
+    header_lines: Callable[[list[bytes]], int] = lambda first_lines: 0
+    starts_trailer: Callable[[bytes], bool] = lambda line: False
+    is_member: Callable[[str], bool] = lambda name: True
+
+
 Adapter = Callable[[bytes, ReadOptions], RawBatch]
 """Bytes of one batch or file to standard columns; raises `PayfeedError` for a body
 that cannot be read at all (400), never for one bad row."""

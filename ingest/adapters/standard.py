@@ -7,7 +7,15 @@ from typing import Any
 import orjson
 import polars as pl
 
-from ingest.adapters.base import RawBatch, ReadOptions, RowError, decode, empty_frame, text_column
+from ingest.adapters.base import (
+    Layout,
+    RawBatch,
+    ReadOptions,
+    RowError,
+    decode,
+    empty_frame,
+    text_column,
+)
 from ingest.errors import BadRequest, UnsupportedMediaType
 from schemas.records import STANDARD_FIELDS
 
@@ -17,6 +25,10 @@ CSV = "text/csv"
 PARQUET = "application/vnd.apache.parquet"
 
 
+LAYOUTS = {NDJSON: Layout(), CSV: Layout(header_lines=lambda first_lines: 1)}
+"""Files backfill reads in chunks; JSON arrays and Parquet are read otherwise."""
+
+
 def read(data: bytes, options: ReadOptions) -> RawBatch:
     kind = options.content_type or JSON
     if kind == JSON:
@@ -24,9 +36,9 @@ def read(data: bytes, options: ReadOptions) -> RawBatch:
     if kind == NDJSON:
         return _from_ndjson(data, options)
     if kind == CSV:
-        return _from_table(_read_csv(data, options))
+        return from_table(_read_csv(data, options))
     if kind == PARQUET:
-        return _from_table(_read_parquet(data))
+        return from_table(_read_parquet(data))
     raise UnsupportedMediaType(
         "unsupported_media_type", f"the standard format does not read {kind}"
     )
@@ -97,7 +109,7 @@ def _read_parquet(data: bytes) -> pl.DataFrame:
         raise BadRequest("undecodable_body", f"Parquet could not be read: {exc}") from None
 
 
-def _from_table(table: pl.DataFrame) -> RawBatch:
+def from_table(table: pl.DataFrame) -> RawBatch:
     """A table whose columns are named as the standard's; missing optional columns
     are absent values, extra columns are ignored."""
     columns = [

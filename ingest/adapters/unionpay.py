@@ -14,6 +14,7 @@ import polars as pl
 
 from ingest.adapters.base import (
     LOCAL_OFFSET,
+    Layout,
     RawBatch,
     ReadOptions,
     RowError,
@@ -169,3 +170,7 @@ def _present(name: str) -> pl.Expr:
 
 def _is_zm(name: str) -> bool:
     return "ZM_" in name.upper()
+
+
+LAYOUT = Layout(is_member=_is_zm)
+"""One record per line, no header, no trailer."""

@@ -11,6 +11,7 @@ from typing import Any
 import polars as pl
 
 from ingest.adapters.base import (
+    Layout,
     RawBatch,
     ReadOptions,
     RowError,
@@ -167,3 +168,11 @@ def _read_totals(row_count: int, cells: pl.DataFrame) -> dict[str, Any]:
         fen_from_yuan(pl.col("refund_yuan")).sum().alias("refund_fen"),
     ).row(0, named=True)
     return {"row_count": row_count, **{key: int(value) for key, value in sums.items()}}
+
+
+LAYOUT = Layout(
+    header_lines=lambda first_lines: 1,
+    starts_trailer=lambda line: line.lstrip(b"`").startswith(SUMMARY.encode()),
+    is_member=lambda name: name.lower().endswith(".csv"),
+)
+"""The header leads; the summary header and its row close the file."""

@@ -1,0 +1,340 @@
+"""Bulk backfill of provider files, in bounded memory, through the batch path.
+
+A file is read in chunks of whole lines (each chunk repeats the format's header
+lines, the trailer stays with the last chunk), so the same adapter that reads an
+HTTP body reads each chunk. Each chunk is normalised while the previous one is
+written, and committed in its own transaction together with the file's progress
+(`backfill_files`): a rerun after a crash resumes after the last committed row,
+and a file read to its end is recognised by its digest and skipped. Deduplication
+makes any overlap harmless.
+"""
+
+import asyncio
+import gzip
+import hashlib
+import zipfile
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import IO, Any, cast
+
+import orjson
+import polars as pl
+import pyarrow.parquet as pq
+from sqlalchemy import select
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from ingest.adapters import Layout, RawBatch, ReadOptions, format_named, standard
+from ingest.campaigns import ingest_window
+from ingest.errors import BadRequest, PayfeedError
+from ingest.normalise import Normalised, Window, normalise
+from ingest.tables import backfill_files
+from ingest.writer import write_batch
+
+CHUNK_ROWS = 50_000
+READ_BYTES = 8 * 1024 * 1024
+SAMPLE_ERRORS = 20
+COUNTS = ("received", "inserted", "duplicates", "rejected", "quarantined")
+
+
+@dataclass
+class Chunk:
+    body: bytes
+    rows: int
+    """Data rows in the chunk (blank, header and trailer lines not counted)."""
+    offset: int
+    """Data rows of the file before this chunk: added to every row index."""
+    position: int
+    """Bytes of the file read so far, for progress."""
+
+
+@dataclass
+class FileSummary:
+    path: str
+    counts: dict[str, int] = field(default_factory=lambda: dict.fromkeys(COUNTS, 0))
+    errors_by_code: dict[str, int] = field(default_factory=dict)
+    sample_errors: list[dict[str, Any]] = field(default_factory=list)
+    declared_totals: dict[str, Any] | None = None
+    read_totals: dict[str, Any] | None = None
+    rows_done: int = 0
+    skipped: bool = False
+    error: str | None = None
+
+    @property
+    def control_totals(self) -> dict[str, Any] | None:
+        return RawBatch(
+            pl.DataFrame(), declared_totals=self.declared_totals, read_totals=self.read_totals
+        ).control_totals
+
+    def stored(self) -> dict[str, Any]:
+        return {
+            "counts": self.counts,
+            "errors_by_code": self.errors_by_code,
+            "sample_errors": self.sample_errors,
+            "declared_totals": self.declared_totals,
+            "read_totals": self.read_totals,
+        }
+
+    def restore(self, stored: dict[str, Any], rows_done: int) -> None:
+        self.counts.update(stored.get("counts", {}))
+        self.errors_by_code.update(stored.get("errors_by_code", {}))
+        self.sample_errors = stored.get("sample_errors", [])
+        self.declared_totals = stored.get("declared_totals")
+        self.read_totals = stored.get("read_totals")
+        self.rows_done = rows_done
+
+
+def expand(patterns: list[str]) -> list[Path]:
+    """Files and globs, in the order given; a pattern that matches nothing is kept
+    as a path so that it is reported as unreadable."""
+    paths: list[Path] = []
+    for pattern in patterns:
+        matched = sorted(Path().glob(pattern)) if any(c in pattern for c in "*?[") else []
+        paths.extend(matched or [Path(pattern)])
+    return paths
+
+
+def file_digest(path: Path) -> bytes:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        while block := handle.read(READ_BYTES):
+            digest.update(block)
+    return digest.digest()
+
+
+def _open(path: Path, layout: Layout, stack: ExitStack) -> tuple[IO[bytes], str, int]:
+    """The rows' byte stream of a plain, `.gz` or `.zip` file, the name the rows
+    go by (a zip member's), and its size for progress."""
+    name = path.name.lower()
+    if name.endswith(".zip"):
+        archive = stack.enter_context(zipfile.ZipFile(path))
+        members = [i for i in archive.infolist() if not i.is_dir() and layout.is_member(i.filename)]
+        if len(members) != 1:
+            raise BadRequest("missing_detail_file", f"{path}: no single file of this format inside")
+        return (
+            stack.enter_context(archive.open(members[0])),
+            members[0].filename,
+            members[0].file_size,
+        )
+    if name.endswith(".gz"):
+        raw = stack.enter_context(path.open("rb"))
+        inflated = cast(IO[bytes], stack.enter_context(gzip.GzipFile(fileobj=raw)))
+        return inflated, path.name[:-3], 0
+    return stack.enter_context(path.open("rb")), path.name, path.stat().st_size
+
+
+def line_chunks(
+    stream: IO[bytes], layout: Layout, chunk_rows: int, skip_rows: int
+) -> Iterator[Chunk]:
+    """Chunks of about `chunk_rows` data rows, each led by the file's header lines;
+    the first `skip_rows` data rows (committed by an earlier run) are passed over."""
+    lines = _lines(stream)
+    first: list[bytes] = []
+    for line in lines:
+        first.append(line)
+        if len(first) == 64:
+            break
+    header = first[: layout.header_lines(first)]
+    pending = iter(first[len(header) :])
+    body: list[bytes] = []
+    rows = offset = position = 0
+    trailer = False
+    for line in _chain(pending, lines):
+        position += len(line)
+        if not trailer and layout.starts_trailer(line):
+            trailer = True
+        if trailer or not line.strip():
+            body.append(line)
+            continue
+        if skip_rows:
+            skip_rows -= 1
+            offset += 1
+            continue
+        body.append(line)
+        rows += 1
+        if rows == chunk_rows:
+            yield Chunk(b"".join(header + body), rows, offset, position)
+            offset += rows
+            body, rows = [], 0
+    if rows or trailer:
+        yield Chunk(b"".join(header + body), rows, offset, position)
+
+
+def _lines(stream: IO[bytes]) -> Iterator[bytes]:
+    carry = b""
+    while block := stream.read(READ_BYTES):
+        block = carry + block
+        cut = block.rfind(b"\n") + 1
+        carry = block[cut:]
+        yield from block[:cut].splitlines(keepends=True)
+    if carry:
+        yield carry
+
+
+def _chain(*iterators: Iterator[bytes]) -> Iterator[bytes]:
+    for iterator in iterators:
+        yield from iterator
+
+
+def parquet_chunks(path: Path, chunk_rows: int, skip_rows: int) -> Iterator[RawBatch]:
+    offset = 0
+    for batch in pq.ParquetFile(path).iter_batches(batch_size=chunk_rows):
+        table = pl.from_arrow(batch)
+        assert isinstance(table, pl.DataFrame)
+        if offset + table.height <= skip_rows:
+            offset += table.height
+            continue
+        raw = standard.from_table(table)
+        yield _shifted(raw, offset)
+        offset += table.height
+
+
+def _shifted(raw: RawBatch, offset: int) -> RawBatch:
+    """Row indexes of a chunk as positions in the whole file."""
+    if offset:
+        raw.frame = raw.frame.with_columns(pl.col("index") + offset)
+        for error in raw.malformed:
+            object.__setattr__(error, "index", error.index + offset)
+    return raw
+
+
+async def backfill_file(
+    engine: AsyncEngine,
+    path: Path,
+    *,
+    provider: str,
+    fmt: str,
+    secret: bytes,
+    chunk_rows: int = CHUNK_ROWS,
+    progress: Callable[[int, int, int], None] = lambda rows, position, total: None,
+) -> FileSummary:
+    """Load one file; never raises for a bad file (its summary says what failed)."""
+    summary = FileSummary(str(path))
+    try:
+        digest = await asyncio.to_thread(file_digest, path)
+        key = {"digest": digest, "provider": provider, "format": fmt}
+        async with engine.begin() as conn:
+            row = (
+                await conn.execute(
+                    select(backfill_files).where(
+                        *(backfill_files.c[k] == v for k, v in key.items())
+                    )
+                )
+            ).first()
+            window = await ingest_window(conn)
+        if row is not None:
+            summary.restore(row.summary, row.rows_done)
+            if row.completed_at is not None:
+                summary.skipped = True
+                return summary
+        await _load(engine, path, key, summary, provider, fmt, secret, window, chunk_rows, progress)
+    except (PayfeedError, OSError, zipfile.BadZipFile, EOFError) as exc:
+        summary.error = exc.message if isinstance(exc, PayfeedError) else str(exc)
+    return summary
+
+
+async def _load(
+    engine: AsyncEngine,
+    path: Path,
+    key: dict[str, Any],
+    summary: FileSummary,
+    provider: str,
+    fmt: str,
+    secret: bytes,
+    window: Window,
+    chunk_rows: int,
+    progress: Callable[[int, int, int], None],
+) -> None:
+    """Normalise chunk n+1 in a thread while chunk n is written: the CPU work of
+    parsing overlaps the database's."""
+    raws = raw_chunks(path, fmt, chunk_rows, summary.rows_done)
+
+    def prepare() -> tuple[RawBatch, Normalised, int, int, int] | None:
+        item = next(raws, None)
+        if item is None:
+            return None
+        raw, rows, position, total = item
+        now = datetime.now(UTC)
+        normalised = normalise(raw.frame, now=now, window=window, secret=secret)
+        return raw, normalised, rows, position, total
+
+    upcoming = asyncio.create_task(asyncio.to_thread(prepare))
+    while (prepared := await upcoming) is not None:
+        upcoming = asyncio.create_task(asyncio.to_thread(prepare))
+        raw, normalised, rows, position, total = prepared
+        async with engine.begin() as conn:
+            result = await write_batch(conn, provider, raw, normalised, source={"file": str(path)})
+            _add(summary, result, raw, rows)
+            await _save(conn, key, path, summary, completed=False)
+        progress(summary.rows_done, position, total)
+    async with engine.begin() as conn:
+        await _save(conn, key, path, summary, completed=True)
+
+
+def raw_chunks(
+    path: Path, fmt: str, chunk_rows: int, skip_rows: int
+) -> Iterator[tuple[RawBatch, int, int, int]]:
+    """`(raw batch, data rows, bytes read, total bytes)` per chunk of a file."""
+    chosen = format_named(fmt)
+    if fmt == "standard" and path.name.lower().endswith(".parquet"):
+        total = path.stat().st_size
+        for raw in parquet_chunks(path, chunk_rows, skip_rows):
+            yield raw, raw.received, total, total
+        return
+    media = _standard_media(path) if fmt == "standard" else None
+    layout = standard.LAYOUTS[media] if media else chosen.layout
+    with ExitStack() as stack:
+        stream, name, total = _open(path, layout, stack)
+        options = ReadOptions(content_type=media, params={"filename": name})
+        for chunk in line_chunks(stream, layout, chunk_rows, skip_rows):
+            raw = _shifted(chosen.read(chunk.body, options), chunk.offset)
+            yield raw, chunk.rows, chunk.position, total
+
+
+def _standard_media(path: Path) -> str:
+    name = path.name.lower().removesuffix(".gz").removesuffix(".zip")
+    if name.endswith(".csv"):
+        return standard.CSV
+    if name.endswith((".ndjson", ".jsonl", ".json")):
+        return standard.NDJSON
+    raise BadRequest("unknown_file_type", f"{path}: standard files are .csv, .ndjson or .parquet")
+
+
+def _add(summary: FileSummary, result: Any, raw: RawBatch, rows: int) -> None:
+    for name in COUNTS:
+        summary.counts[name] += getattr(result, name)
+    for error in result.errors:
+        code = str(error.code)
+        summary.errors_by_code[code] = summary.errors_by_code.get(code, 0) + 1
+        if len(summary.sample_errors) < SAMPLE_ERRORS:
+            summary.sample_errors.append(
+                {
+                    "index": error.index,
+                    "txn_id": error.txn_id,
+                    "code": error.code,
+                    "field": error.field,
+                    "message": error.message,
+                }
+            )
+    if raw.declared_totals is not None:
+        summary.declared_totals = raw.declared_totals
+    if raw.read_totals is not None:
+        before = summary.read_totals or {}
+        summary.read_totals = {k: before.get(k, 0) + v for k, v in raw.read_totals.items()}
+    summary.rows_done += rows
+
+
+async def _save(
+    conn: Any, key: dict[str, Any], path: Path, summary: FileSummary, *, completed: bool
+) -> None:
+    values = {
+        "name": path.name,
+        "rows_done": summary.rows_done,
+        "summary": orjson.loads(orjson.dumps(summary.stored())),
+        "completed_at": datetime.now(UTC) if completed else None,
+    }
+    statement = insert(backfill_files).values(**key, **values)
+    await conn.execute(statement.on_conflict_do_update(index_elements=list(key), set_=values))

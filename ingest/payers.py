@@ -1,0 +1,186 @@
+"""Distinct payers per rollup row, approximate but mergeable: HyperLogLog sketches.
+
+Exact distinct counts do not add up across rows (a payer who pays on two days is
+one payer of the two days together); HLL sketches do: the union of the sketches
+of any set of rows estimates the distinct payers of all their records. Each
+rollup grain has a sketch table at the same key (`ingest.tables`), so the lock a
+batch takes on a rollup row also guards the row's sketch.
+
+Sketches are Apache DataSketches HLL with lg_k = 12 (4,096 registers, HLL_4, at
+most about 2.1 KB per key): relative standard error 1.04/√4096 ≈ 1.6 %, so about
+68 % of estimates fall within ±1.6 % of the true count and 99.7 % within ±4.9 %.
+Small counts (up to a few hundred payers) are practically exact.
+
+Why Python here: stock PostgreSQL (and the embedded server) has no HLL type, and
+DataSketches updates one item per call; the sketch work is a tight loop over a
+batch's payer hashes (well under a microsecond each), done once per batch.
+"""
+
+from collections.abc import Iterable, Sequence
+from datetime import date
+from typing import Any
+
+import polars as pl
+from datasketches import hll_sketch, hll_union, tgt_hll_type
+from sqlalchemy import Date, Table
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from ingest.db import raw_connection
+from ingest.tables import (
+    rollup_city_day,
+    rollup_city_day_payers,
+    rollup_enterprise_day,
+    rollup_enterprise_day_payers,
+)
+
+LG_K = 12
+TARGET = tgt_hll_type.HLL_4
+RELATIVE_STANDARD_ERROR = 1.04 / (1 << LG_K) ** 0.5
+"""≈ 0.01625: one standard error of `payer_count`, as a fraction of the true count."""
+
+PAYER_TABLES: dict[Table, Table] = {
+    rollup_city_day: rollup_city_day_payers,
+    rollup_enterprise_day: rollup_enterprise_day_payers,
+}
+"""The sketch table of each rollup table, keyed as it."""
+
+COPY_CHUNK = 5000
+
+
+def _dims(table: Table) -> list[str]:
+    return [c.name for c in table.primary_key.columns]
+
+
+def _sql_type(table: Table, column: str) -> str:
+    return "date" if isinstance(table.c[column].type, Date) else "text"
+
+
+def union_of(sketches: Iterable[bytes | hll_sketch]) -> hll_union:
+    union = hll_union(LG_K)
+    for sketch in sketches:
+        union.update(hll_sketch.deserialize(sketch) if isinstance(sketch, bytes) else sketch)
+    return union
+
+
+def estimate(union: hll_union) -> int:
+    """The estimated distinct payers of a union of sketches, to the unit."""
+    return int(round(union.get_estimate()))
+
+
+def sketch_of(payer_hashes: Iterable[str], base: bytes | None = None) -> bytes:
+    """A stored sketch (`base`, if any) with payer hashes (hex text) added."""
+    sketch = hll_sketch.deserialize(base) if base else hll_sketch(LG_K, TARGET)
+    for payer in payer_hashes:
+        sketch.update(payer)
+    return bytes(sketch.serialize_compact())
+
+
+def _select_sql(table: Table) -> str:
+    dims = _dims(table)
+    arrays = ", ".join(f"${i}::{_sql_type(table, d)}[]" for i, d in enumerate(dims, 1))
+    return (
+        f"SELECT {', '.join(f'k.{d}' for d in dims)}, p.sketch "
+        f"FROM unnest({arrays}) AS k({', '.join(dims)}) "
+        f"JOIN {table.name} p USING ({', '.join(dims)})"
+    )
+
+
+def _upsert_sql(table: Table) -> str:
+    dims = _dims(table)
+    columns = [*dims, "sketch"]
+    types = [*(_sql_type(table, d) for d in dims), "bytea"]
+    arrays = ", ".join(f"${i}::{t}[]" for i, t in enumerate(types, 1))
+    return (
+        f"INSERT INTO {table.name} ({', '.join(columns)}) "
+        f"SELECT * FROM unnest({arrays}) AS d({', '.join(columns)}) "
+        f"ORDER BY {', '.join(dims)} "
+        f"ON CONFLICT ({', '.join(dims)}) DO UPDATE SET sketch = EXCLUDED.sketch"
+    )
+
+
+SELECTS = {table.name: _select_sql(table) for table in PAYER_TABLES.values()}
+UPSERTS = {table.name: _upsert_sql(table) for table in PAYER_TABLES.values()}
+
+
+async def add_to_payers(conn: AsyncConnection, inserted: pl.DataFrame) -> None:
+    """Add the payers of a batch's newly inserted records to the sketch of every
+    rollup row they count in: grouped in polars, the stored sketches of those keys
+    loaded with one SELECT, merged, written back with one upsert per grain.
+
+    Called after the batch's rollup upsert in the same transaction: the rollup
+    rows of these keys are locked by then, so a concurrent batch cannot merge into
+    the same sketch at the same time. Records without a payer reference cost
+    nothing."""
+    payers = inserted.filter(pl.col("payer_hash").is_not_null())
+    if not payers.height:
+        return
+    payers = payers.with_columns(pl.col("payer_hash").str.strip_prefix("\\x"))
+    pg = await raw_connection(conn)
+    for rollup, table in PAYER_TABLES.items():
+        dims = _dims(rollup)
+        fresh = payers.group_by(dims).agg(pl.col("payer_hash")).sort(dims)
+        keys = [fresh[d].to_list() for d in dims]
+        stored = {
+            tuple(row[d] for d in dims): row["sketch"]
+            for row in await pg.fetch(SELECTS[table.name], *keys)
+        }
+        sketches = [
+            sketch_of(hashes, stored.get(tuple(key)))
+            for *key, hashes in fresh.select(*dims, "payer_hash").iter_rows()
+        ]
+        await pg.execute(UPSERTS[table.name], *keys, sketches)
+
+
+REBUILD_SQL = """
+SELECT day, city, category, channel, provider, enterprise, array_agg(payer_hash) AS hashes
+FROM records WHERE day BETWEEN $1 AND $2 AND payer_hash IS NOT NULL
+GROUP BY day, city, category, channel, provider, enterprise
+ORDER BY day, city, category, channel, provider, enterprise
+"""
+"""One pass over the records: ordered so that each city-grain key's enterprises
+come together, and its sketch is the union of theirs (an HLL union is the same
+sketch as one built from all the payers)."""
+
+
+async def rebuild_payers(conn: AsyncConnection, first_day: date, last_day: date) -> dict[str, int]:
+    """Replace the sketches of the days `first_day`..`last_day` with sketches
+    recomputed from the stored records, streamed in bounded memory. The caller
+    holds the locks that keep writers out (`ingest.rollups.rebuild_rollups`)."""
+    pg = await raw_connection(conn)
+    fine_dims = _dims(rollup_enterprise_day)
+    city_dims = _dims(rollup_city_day)
+    fine: list[tuple[Any, ...]] = []
+    city: list[tuple[Any, ...]] = []
+    counts = dict.fromkeys((rollup_enterprise_day_payers.name, rollup_city_day_payers.name), 0)
+    for table in PAYER_TABLES.values():
+        await pg.execute(
+            f"DELETE FROM {table.name} WHERE day BETWEEN $1 AND $2", first_day, last_day
+        )
+
+    async def flush(rows: list[tuple[Any, ...]], table: Table, dims: Sequence[str]) -> None:
+        await pg.copy_records_to_table(table.name, records=rows, columns=[*dims, "sketch"])
+        counts[table.name] += len(rows)
+        rows.clear()
+
+    current: tuple[Any, ...] | None = None
+    union = hll_union(LG_K)
+    async for row in pg.cursor(REBUILD_SQL, first_day, last_day, prefetch=1000):
+        sketch = hll_sketch(LG_K, TARGET)
+        for payer in row["hashes"]:
+            sketch.update(payer.hex())
+        fine.append((*(row[d] for d in fine_dims), bytes(sketch.serialize_compact())))
+        key = tuple(row[d] for d in city_dims)
+        if key != current:
+            if current is not None:
+                city.append((*current, bytes(union.get_result(TARGET).serialize_compact())))
+            current, union = key, hll_union(LG_K)
+        union.update(sketch)
+        if len(fine) >= COPY_CHUNK:
+            await flush(fine, rollup_enterprise_day_payers, fine_dims)
+        if len(city) >= COPY_CHUNK:
+            await flush(city, rollup_city_day_payers, city_dims)
+    if current is not None:
+        city.append((*current, bytes(union.get_result(TARGET).serialize_compact())))
+    await flush(fine, rollup_enterprise_day_payers, fine_dims)
+    await flush(city, rollup_city_day_payers, city_dims)
+    return counts

@@ -1,0 +1,191 @@
+"""Backfill: exact summaries, idempotent reruns, resumption after a crash, the
+same rollups as HTTP, and a non-zero exit for an unreadable file."""
+
+import gzip
+import os
+import subprocess
+import sys
+from datetime import date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from ingest import samples
+from ingest.backfill import backfill_file
+from ingest.rollups import verify_rollups
+from tests.factories import enterprise_with_account
+
+SECRET = b"test-secret"
+
+
+def wechat_records(n: int) -> list[dict[str, Any]]:
+    start = datetime(2023, 9, 9, 23, 0)
+    records = []
+    for i in range(n):
+        records.append(
+            {
+                "txn_id": f"4200{i:016d}",
+                "kind": "payment",
+                "amount_fen": 1000 + i,
+                "local_time": start + timedelta(minutes=7 * i),
+                "merchant_id": "1900000321",
+                "channel": ["offline", "online"][i % 2],
+                "payer_ref": f"o{i % 13}",
+            }
+        )
+        if i % 10 == 0:
+            records.append(
+                {
+                    **records[-1],
+                    "txn_id": f"5030{i:016d}",
+                    "kind": "refund",
+                    "amount_fen": 500,
+                    "original_txn_id": records[-1]["txn_id"],
+                }
+            )
+    return records
+
+
+async def rollup_rows(engine: AsyncEngine) -> list[tuple[Any, ...]]:
+    async with engine.connect() as conn:
+        rows = await conn.execute(
+            text("SELECT * FROM rollup_enterprise_day ORDER BY 1, 2, 3, 4, 5, 6")
+        )
+        return [tuple(r) for r in rows]
+
+
+@pytest.fixture
+async def wechat_merchant(client: httpx.AsyncClient, admin: dict[str, str]) -> str:
+    return await enterprise_with_account(client, admin, provider="wx", merchant_id="1900000321")
+
+
+async def test_backfill_counts_skips_a_loaded_file_and_matches_http(
+    engine: AsyncEngine,
+    client: httpx.AsyncClient,
+    provider_token: Any,
+    wechat_merchant: str,
+    tmp_path: Path,
+) -> None:
+    body = samples.wechatpay_bill("1900000109", wechat_records(200))
+    path = tmp_path / "bill.csv.gz"
+    path.write_bytes(gzip.compress(body))
+
+    summary = await backfill_file(
+        engine, path, provider="wx", fmt="wechatpay", secret=SECRET, chunk_rows=37
+    )
+    assert summary.error is None and not summary.skipped
+    assert summary.counts == {
+        "received": 220,
+        "inserted": 220,
+        "duplicates": 0,
+        "rejected": 0,
+        "quarantined": 0,
+    }
+    assert summary.control_totals is not None and summary.control_totals["match"] is True
+    assert summary.rows_done == 220
+    by_backfill = await rollup_rows(engine)
+
+    again = await backfill_file(engine, path, provider="wx", fmt="wechatpay", secret=SECRET)
+    assert again.skipped and again.counts["inserted"] == 220  # the stored summary, nothing new
+
+    async with engine.begin() as conn:
+        await conn.execute(text("TRUNCATE records, rollup_city_day, rollup_enterprise_day"))
+    token = await provider_token("wx")
+    response = await client.post(
+        "/v1/batches?format=wechatpay",
+        content=body,
+        headers={**token, "X-Batch-Id": "wx-1", "Content-Type": "text/csv"},
+    )
+    assert response.json()["inserted"] == 220
+    assert response.json()["control_totals"] == summary.control_totals
+    assert await rollup_rows(engine) == by_backfill
+
+
+async def test_backfill_resumes_after_a_crash_without_counting_twice(
+    engine: AsyncEngine, wechat_merchant: str, tmp_path: Path
+) -> None:
+    path = tmp_path / "bill.csv"
+    path.write_bytes(samples.wechatpay_bill("1900000109", wechat_records(100)))
+
+    class Crash(Exception):
+        pass
+
+    def crash_after_two_chunks(rows: int, position: int, total: int) -> None:
+        if rows >= 60:
+            raise Crash
+
+    with pytest.raises(Crash):
+        await backfill_file(
+            engine,
+            path,
+            provider="wx",
+            fmt="wechatpay",
+            secret=SECRET,
+            chunk_rows=30,
+            progress=crash_after_two_chunks,
+        )
+    async with engine.connect() as conn:
+        assert (await conn.execute(text("SELECT count(*) FROM records"))).scalar() == 60
+    resumed = await backfill_file(
+        engine, path, provider="wx", fmt="wechatpay", secret=SECRET, chunk_rows=30
+    )
+    assert resumed.counts["inserted"] == 110 and resumed.counts["duplicates"] == 0
+    assert resumed.rows_done == 110
+    async with engine.connect() as conn:
+        assert (await conn.execute(text("SELECT count(*) FROM records"))).scalar() == 110
+        assert await verify_rollups(conn, date(2023, 9, 1), date(2023, 10, 31)) == []
+
+
+async def test_standard_csv_with_bad_rows_keeps_the_rest(
+    engine: AsyncEngine, client: httpx.AsyncClient, admin: dict[str, str], tmp_path: Path
+) -> None:
+    await enterprise_with_account(client, admin, provider="cmb", merchant_id="M1")
+    path = tmp_path / "records.csv"
+    path.write_text(
+        "txn_id,kind,amount_fen,currency,occurred_at,merchant_id,channel\n"
+        "T1,payment,100,CNY,2023-09-10T10:00:00+08:00,M1,offline\n"
+        "T2,payment,abc,CNY,2023-09-10T10:00:00+08:00,M1,offline\n"
+        "T3,payment,300,CNY,2023-09-10T10:00:00+08:00,NOPE,offline\n"
+        "T4,refund,50,CNY,2023-09-11T10:00:00+08:00,M1,online\n"
+    )
+    summary = await backfill_file(
+        engine, path, provider="cmb", fmt="standard", secret=SECRET, chunk_rows=2
+    )
+    assert summary.counts == {
+        "received": 4,
+        "inserted": 2,
+        "duplicates": 0,
+        "rejected": 2,
+        "quarantined": 1,
+    }
+    assert summary.errors_by_code == {"invalid_field": 1, "unknown_merchant": 1}
+    assert [(e["index"], e["code"]) for e in summary.sample_errors] == [
+        (1, "invalid_field"),
+        (2, "unknown_merchant"),
+    ]
+
+
+def test_cli_exits_non_zero_when_a_file_cannot_be_read(database_url: str, tmp_path: Path) -> None:
+    good = tmp_path / "empty.ndjson"
+    good.write_text("")
+    env = {
+        **os.environ,
+        "PAYFEED_DATABASE_URL": database_url,
+        "PAYFEED_SECRET_KEY": "x",
+        "PAYFEED_HOME": str(tmp_path / "home"),
+    }
+    payfeed = str(Path(sys.executable).with_name("payfeed"))
+    done = subprocess.run(
+        [payfeed, "backfill", "--provider", "cmb", str(good), str(tmp_path / "missing.csv")],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 1, done.stderr
+    assert "missing.csv: FAILED" in done.stdout
+    assert "empty.ndjson: read 0" in done.stdout

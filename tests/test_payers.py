@@ -1,0 +1,91 @@
+"""payer_count: distinct payers from HyperLogLog sketches, within the stated
+error at 100,000 payers, mergeable across days, cities and enterprises."""
+
+from datetime import date
+from typing import Any
+
+import httpx
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from ingest.payers import RELATIVE_STANDARD_ERROR
+from ingest.rollups import rebuild_rollups
+from tests.factories import enterprise_with_account, push, record
+
+PAYERS = 100_000
+BOUND = 3 * RELATIVE_STANDARD_ERROR  # ±4.9 %: 99.7 % of estimates
+
+
+def within(estimate: int, exact: int) -> bool:
+    return abs(estimate - exact) <= BOUND * exact
+
+
+async def payer_counts(
+    client: httpx.AsyncClient, viewer: dict[str, str], dims: str, **filters: str
+) -> dict[str, Any]:
+    params = {"dims": dims, "from": "2023-09-09", "to": "2023-09-30", **filters}
+    response = await client.get("/v1/rollups", params=params, headers=viewer)
+    assert response.status_code == 200, response.text
+    answer: dict[str, Any] = response.json()
+    return answer
+
+
+async def test_payer_count_within_the_stated_error(
+    client: httpx.AsyncClient,
+    admin: dict[str, str],
+    viewer: dict[str, str],
+    provider_token: Any,
+    engine: AsyncEngine,
+) -> None:
+    cmb = await provider_token("cmb")
+    await enterprise_with_account(client, admin, provider="cmb", merchant_id="HZ")
+    await enterprise_with_account(client, admin, provider="cmb", merchant_id="NJ", city="320100")
+    # 120,000 payments by 100,000 payers over two cities and three days; every
+    # fifth payer pays again, on another day and in the other city.
+    visits = [*range(PAYERS), *(p + PAYERS for p in range(0, PAYERS, 5))]
+    records = []
+    by_day: dict[str, set[int]] = {}
+    for i, visit in enumerate(visits):
+        payer, again = visit % PAYERS, visit // PAYERS
+        day = f"2023-09-{10 + (payer + again) % 3}"
+        by_day.setdefault(day, set()).add(payer)
+        records.append(
+            record(
+                f"T{i}",
+                merchant_id=("HZ", "NJ")[(payer + again) % 2],
+                occurred_at=f"{day}T12:00:00+08:00",
+                payer_ref=f"payer-{payer}",
+            )
+        )
+    assert len(records) == 120_000 and sum(len(s) for s in by_day.values()) == 120_000
+    for n in range(4):
+        answer = await push(client, cmb, f"b{n}", records[n * 30_000 : (n + 1) * 30_000])
+        assert answer.json()["inserted"] == 30_000
+    # A small set is counted exactly: 5 payments by 3 payers on another day.
+    small = [
+        record(
+            f"S{i}",
+            occurred_at="2023-09-20T12:00:00+08:00",
+            merchant_id="HZ",
+            payer_ref=f"small-{i % 3}",
+        )
+        for i in range(5)
+    ]
+    await push(client, cmb, "small", [*small, record("S9", merchant_id="HZ")])
+
+    total = (await payer_counts(client, viewer, ""))["rows"][0]["payer_count"]
+    assert within(total - 3, PAYERS), total
+    days = await payer_counts(client, viewer, "day")
+    for row in days["rows"]:
+        exact = len(by_day.get(row["day"], ())) or 3
+        assert within(row["payer_count"], exact), (row["day"], row["payer_count"], exact)
+    assert days["totals"]["payer_count"] == total  # a total merges, it does not add
+    assert [r["payer_count"] for r in days["rows"]][-1] == 3
+    by_enterprise = await payer_counts(client, viewer, "enterprise")
+    assert by_enterprise["totals"]["payer_count"] == total
+    hangzhou = await payer_counts(client, viewer, "day", city="330100", channel="offline")
+    assert hangzhou["rows"][-1]["payer_count"] == 3
+
+    async with engine.begin() as conn:
+        await rebuild_rollups(conn, date(2023, 9, 1), date(2023, 9, 30))
+    rebuilt = (await payer_counts(client, viewer, ""))["rows"][0]["payer_count"]
+    assert within(rebuilt - 3, PAYERS), rebuilt
