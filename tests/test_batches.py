@@ -251,3 +251,20 @@ async def test_413_on_size_and_count(
         headers={**cmb, "X-Batch-Id": "b-2", "Content-Type": "application/json"},
     )
     assert big.status_code == 413 and big.json()["error"]["code"] == "body_too_large"
+
+
+async def test_database_unavailable_is_503_with_retry_after(settings: Any) -> None:
+    from app.main import create_app
+    from ingest.db import create_engine
+
+    app = create_app(settings, url="unused")
+    app.state.engine = create_engine("postgresql://nobody@127.0.0.1:1/none")
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://payfeed") as client:
+        response = await push(client, {"Authorization": "Bearer pf_x"}, "b-1", [record("T1")])
+        ready = await client.get("/readyz")
+    await app.state.engine.dispose()
+    assert response.status_code == 503
+    assert response.headers["retry-after"] == "5"
+    assert response.json()["error"]["code"] == "database_unavailable"
+    assert ready.status_code == 503
