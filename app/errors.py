@@ -2,7 +2,7 @@
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import ORJSONResponse
+from fastapi.responses import JSONResponse
 
 from ingest.errors import PayfeedError
 
@@ -11,17 +11,17 @@ def error_body(code: str, message: str) -> dict[str, dict[str, str]]:
     return {"error": {"code": code, "message": message}}
 
 
-async def payfeed_error(request: Request, exc: Exception) -> ORJSONResponse:
+async def payfeed_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, PayfeedError)
     headers = {"Retry-After": "5"} if exc.status == 503 else None
-    return ORJSONResponse(error_body(exc.code, exc.message), exc.status, headers=headers)
+    return JSONResponse(error_body(exc.code, exc.message), exc.status, headers=headers)
 
 
-async def validation_error(request: Request, exc: Exception) -> ORJSONResponse:
+async def validation_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
     first = exc.errors()[0]
     where = ".".join(str(p) for p in first["loc"])
-    return ORJSONResponse(error_body("invalid_request", f"{where}: {first['msg']}"), 400)
+    return JSONResponse(error_body("invalid_request", f"{where}: {first['msg']}"), 400)
 
 
 def install(app: FastAPI) -> None:

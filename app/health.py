@@ -4,7 +4,7 @@ import logging
 from typing import Any
 
 from fastapi import APIRouter, Request
-from fastapi.responses import ORJSONResponse, Response
+from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -36,7 +36,7 @@ async def readyz(request: Request) -> Any:
     if consumer is not None:
         checks["consumer"] = bool(consumer.running)
     ready = all(checks.values())
-    return ORJSONResponse({"ready": ready, "checks": checks}, 200 if ready else 503)
+    return JSONResponse({"ready": ready, "checks": checks}, 200 if ready else 503)
 
 
 async def observe_state(request: Request) -> None:

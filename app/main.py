@@ -5,7 +5,6 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
-from fastapi.responses import ORJSONResponse
 
 from app import (
     batches,
@@ -51,7 +50,6 @@ def create_app(settings: Settings | None = None, url: str | None = None) -> Fast
         version="0.1.0",
         description=DESCRIPTION,
         lifespan=lifespan,
-        default_response_class=ORJSONResponse,
     )
     app.state.settings = settings
     app.state.with_consumer = False
