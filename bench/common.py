@@ -40,12 +40,12 @@ def cli(env: dict[str, str], *args: str) -> str:
 
 
 @contextmanager
-def served(home: Path) -> Iterator[tuple[str, dict[str, str]]]:
+def served(home: Path, workers: int = 1) -> Iterator[tuple[str, dict[str, str]]]:
     """`payfeed serve` on a fresh embedded database; yields its base URL and env."""
     env = bench_env(home)
     port = free_port()
     server = subprocess.Popen(
-        [PAYFEED, "serve", "--port", str(port)],
+        [PAYFEED, "serve", "--port", str(port), "--workers", str(workers)],
         env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,

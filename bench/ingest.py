@@ -26,7 +26,8 @@ from bench.common import (  # noqa: E402
 )
 
 BATCH = 10_000
-IN_FLIGHT = 2
+IN_FLIGHT = 4
+"""Two batches per API process on the wire at once."""
 
 
 def push_all(
@@ -62,9 +63,10 @@ def push_all(
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--records", type=int, default=200_000)
+    parser.add_argument("--workers", type=int, default=2, help="API processes (one per core)")
     args = parser.parse_args()
     home = temp_home()
-    with served(home) as (base, env):
+    with served(home, args.workers) as (base, env):
         admin = cli(env, "tokens", "create", "--role", "admin")
         token = cli(env, "tokens", "create", "--role", "provider", "--provider", "bench")
         merchants = register_merchants(base, admin, "bench", 400)

@@ -37,9 +37,15 @@ def serve(
     port: int = 8000,
     demo: bool = typer.Option(False, help="load the demo campaign into an empty database"),
     with_consumer: bool = typer.Option(False, help="also consume the Kafka topic"),
+    workers: int = typer.Option(
+        1, min=1, help="API processes (stateless; use the machine's cores under load)"
+    ),
 ) -> None:
     """Serve the HTTP API (migrating first)."""
     from app.main import create_app
+
+    if with_consumer and workers > 1:
+        raise typer.BadParameter("with several workers, run `payfeed consume` beside them")
 
     settings = get_settings()
     configure_logging(settings.log_level)
@@ -47,6 +53,17 @@ def serve(
     asyncio.run(upgrade(url))
     if demo:
         typer.echo(asyncio.run(_load_demo(url)))
+    if workers > 1:
+        uvicorn.run(
+            "app.main:create_app",
+            factory=True,
+            workers=workers,
+            host=host,
+            port=port,
+            log_level="info",
+            log_config=None,
+        )
+        return
     app = create_app(settings, url)
     app.state.with_consumer = with_consumer
     uvicorn.run(app, host=host, port=port, log_level="info", log_config=None)

