@@ -90,7 +90,7 @@ async def ingest_batch(
     )
     result = await write_batch(conn, provider, raw, normalised, batch_id=batch_id)
     answer = answer_of(batch_id, provider, result, raw.control_totals)
-    _observe(batch_id, provider, result, time.monotonic() - started)
+    _observe(answer, result, time.monotonic() - started)
     await conn.execute(
         batches.update()
         .where(batches.c.batch_id == batch_id)
@@ -99,8 +99,12 @@ async def ingest_batch(
     return answer
 
 
-def _observe(batch_id: str, provider: str, result: WriteResult, seconds: float) -> None:
+LOGGED = ("batch_id", "provider", "received", "inserted", "duplicates", "rejected", "quarantined")
+
+
+def _observe(answer: dict[str, Any], result: WriteResult, seconds: float) -> None:
     """Count the batch's records by outcome and log it (no record content)."""
+    provider = answer["provider"]
     RECORDS.labels(provider, "inserted", "http").inc(result.inserted)
     RECORDS.labels(provider, "duplicate", "http").inc(result.duplicates)
     for code, count in Counter(str(error.code) for error in result.errors).items():
@@ -108,17 +112,7 @@ def _observe(batch_id: str, provider: str, result: WriteResult, seconds: float) 
     BATCH_RECORDS.labels("http").observe(result.received)
     BATCH_SECONDS.labels("http").observe(seconds)
     log.info(
-        "batch stored",
-        extra={
-            "batch_id": batch_id,
-            "provider": provider,
-            "received": result.received,
-            "inserted": result.inserted,
-            "duplicates": result.duplicates,
-            "rejected": result.rejected,
-            "quarantined": result.quarantined,
-            "seconds": round(seconds, 4),
-        },
+        "batch stored", extra={**{k: answer[k] for k in LOGGED}, "seconds": round(seconds, 4)}
     )
 
 
