@@ -2,7 +2,7 @@
 
 import asyncio
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, suppress
 
 from fastapi import FastAPI
 
@@ -12,13 +12,17 @@ from app import (
     errors,
     health,
     public,
+    public_page,
+    publications,
     quarantine,
     registry,
     reports,
     rollups,
 )
+from app.schedule import publish_on_schedule
 from ingest.consumer import RecordConsumer
 from ingest.db import create_engine, database_url
+from ingest.publications import parse_interval
 from ingest.settings import Settings, get_settings
 
 DESCRIPTION = """
@@ -32,6 +36,7 @@ Amounts are integer fen. Days are Asia/Shanghai dates. Authenticate with
 
 def create_app(settings: Settings | None = None, url: str | None = None) -> FastAPI:
     settings = settings or get_settings()
+    publish_every = parse_interval(settings.publish_every) if settings.publish_every else None
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -39,7 +44,13 @@ def create_app(settings: Settings | None = None, url: str | None = None) -> Fast
         if app.state.with_consumer:
             app.state.consumer = RecordConsumer(settings, app.state.engine)
             consuming = asyncio.create_task(app.state.consumer.run())
+        if publish_every is not None:
+            publishing = asyncio.create_task(publish_on_schedule(app.state.engine, publish_every))
         yield
+        if publish_every is not None:
+            publishing.cancel()
+            with suppress(asyncio.CancelledError):
+                await publishing
         if app.state.with_consumer:
             app.state.consumer.stop()
             await consuming
@@ -54,6 +65,17 @@ def create_app(settings: Settings | None = None, url: str | None = None) -> Fast
     app.state.settings = settings
     app.state.with_consumer = False
     errors.install(app)
-    for module in (batches, rollups, campaigns, reports, registry, quarantine, public, health):
+    for module in (
+        batches,
+        rollups,
+        campaigns,
+        reports,
+        publications,
+        registry,
+        quarantine,
+        public,
+        public_page,
+        health,
+    ):
         app.include_router(module.router)
     return app

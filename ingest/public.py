@@ -3,6 +3,9 @@ campaign's totals, its days so far and its top ten cities by net sales.
 
 The figures are the campaign report's (`ingest.reports`): `measures.net_fen` is
 its total, `top_cities` its city rows. Nothing per enterprise or per provider.
+Once the campaign has a publication, the summary is its latest publication's
+(read from the publications alone, never the records or rollups), with its
+`publication` number and `published_at`.
 """
 
 from datetime import date, datetime
@@ -13,11 +16,13 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ingest.errors import NotFound
+from ingest.publications import diff_bodies, latest_publication, recent_publications, snapshot
 from ingest.reports import SALES_MEASURES, campaign_figures, report_of
 from ingest.tables import campaigns
 from schemas.records import LOCAL_TIME_ZONE
 
 TOP_CITIES = 10
+PAGE_PUBLICATIONS = 20
 
 
 async def running_campaign(conn: AsyncConnection, today: date) -> str:
@@ -60,4 +65,55 @@ async def live_summary(conn: AsyncConnection, now: datetime) -> dict[str, Any]:
         "top_cities": [
             {"city": row["unit"], "name": row["name"], "net_fen": row["net_fen"]} for row in top
         ],
+    }
+
+
+def published_summary(publication: dict[str, Any]) -> dict[str, Any]:
+    """The public summary of a stored publication."""
+    rows = publication["reports"]["city"]["rows"]
+    top = sorted(rows, key=lambda row: (-row["net_fen"], row["unit"]))[:TOP_CITIES]
+    return {
+        "campaign": publication["campaign"],
+        "first_day": publication["first_day"],
+        "last_day": publication["last_day"],
+        "days_so_far": publication["days"]["count"],
+        "as_of": publication["published_at"],
+        "measures": publication["measures"],
+        "top_cities": [
+            {"city": row["unit"], "name": row["name"], "net_fen": row["net_fen"]} for row in top
+        ],
+        "publication": publication["number"],
+        "published_at": publication["published_at"],
+    }
+
+
+async def public_summary(conn: AsyncConnection, now: datetime) -> dict[str, Any]:
+    """The running campaign's latest publication, else its live summary."""
+    code = await running_campaign(conn, now.astimezone(ZoneInfo(LOCAL_TIME_ZONE)).date())
+    latest = await latest_publication(conn, code)
+    return published_summary(latest) if latest is not None else await live_summary(conn, now)
+
+
+async def public_page_data(
+    conn: AsyncConnection, now: datetime, revisions: int = PAGE_PUBLICATIONS
+) -> dict[str, Any]:
+    """What the public page shows: the running campaign, its latest publication's
+    figures (else a live snapshot, marked `live`), and its latest publications,
+    newest first, each with what it changed against the one before."""
+    code = await running_campaign(conn, now.astimezone(ZoneInfo(LOCAL_TIME_ZONE)).date())
+    campaign = (await conn.execute(select(campaigns).where(campaigns.c.code == code))).one()
+    recent = await recent_publications(conn, code, revisions + 1)
+    listed = [
+        {
+            **{k: p[k] for k in ("number", "published_at", "note", "final", "sha256", "days")},
+            "changes": diff_bodies(recent[n + 1], p) if n + 1 < len(recent) else None,
+        }
+        for n, p in enumerate(recent[:revisions])
+    ]
+    figures = recent[0] if recent else await snapshot(conn, code, now)
+    return {
+        "campaign": {"code": code, "name": campaign.name, "slogan": campaign.slogan},
+        "live": not recent,
+        "figures": figures,
+        "publications": listed,
     }

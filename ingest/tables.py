@@ -8,6 +8,7 @@ rows); `rollup_enterprise_day` answers the rest.
 
 from sqlalchemy import (
     BigInteger,
+    Boolean,
     Column,
     Date,
     ForeignKey,
@@ -18,6 +19,7 @@ from sqlalchemy import (
     Table,
     Text,
     func,
+    text,
 )
 from sqlalchemy.dialects.postgresql import JSONB, TIMESTAMP
 
@@ -219,3 +221,19 @@ backfill_files = Table(
 )
 """A file backfill has read (by content digest): the data rows committed so far,
 so a rerun resumes after them, and a file read to its end is skipped."""
+
+publications = Table(
+    "publications",
+    metadata,
+    Column("campaign", Text, ForeignKey("campaigns.code"), primary_key=True),
+    Column("number", Integer, primary_key=True),
+    Column("published_at", TZ, nullable=False),
+    Column("published_by", Text, nullable=False),
+    Column("note", Text, nullable=False),
+    Column("final", Boolean, nullable=False),
+    Column("sha256", Text, nullable=False),
+    Column("body", JSONB, nullable=False),
+    Index("uq_publications_final", "campaign", unique=True, postgresql_where=text("final")),
+)
+"""A campaign's report as published: numbered per campaign, never updated or
+deleted (a trigger refuses both), `sha256` over the canonical JSON of `body`."""

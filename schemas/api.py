@@ -154,6 +154,10 @@ class PublicSummary(BaseModel):
     as_of: datetime
     measures: PublicMeasures
     top_cities: list[TopCity] = Field(description="at most ten, by net sales")
+    publication: int | None = Field(
+        default=None, description="the publication shown; absent while none exists"
+    )
+    published_at: datetime | None = None
 
 
 class QuarantineSelection(BaseModel):
@@ -185,3 +189,27 @@ class QuarantineAction(BaseModel):
     filters: dict[str, Any]
     count: int
     at: datetime
+
+
+class PublicationIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    note: str = Field(default="", max_length=2000)
+    final: bool = Field(default=False, description="the one reported after the campaign")
+
+
+class CoveredDays(BaseModel):
+    first_day: date
+    last_day: date
+    count: int
+
+
+class PublicationHeader(BaseModel):
+    campaign: str
+    number: int
+    published_at: datetime
+    published_by: str
+    note: str
+    final: bool
+    sha256: str
+    days: CoveredDays

@@ -2,7 +2,17 @@
 
 import typer
 
-from app.cli import backfill, consume, quarantine, registry, report, rollups, serve, tokens
+from app.cli import (
+    backfill,
+    consume,
+    publish,
+    quarantine,
+    registry,
+    report,
+    rollups,
+    serve,
+    tokens,
+)
 
 cli = typer.Typer(
     help="payfeed: payment feeds of the 百城万企促消费 campaign.",
@@ -17,6 +27,7 @@ cli.add_typer(registry.cli, name="registry")
 cli.add_typer(rollups.cli, name="rollups")
 cli.add_typer(quarantine.cli, name="quarantine")
 report.attach(cli)
+publish.attach(cli)
 
 
 def main() -> None:

@@ -1,0 +1,86 @@
+"""`/v1/campaigns/{code}/publications`: publish (admin), list, read and diff (viewer)."""
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import Response
+
+from app.deps import Admin, Conn, Viewer, engine_of
+from ingest.publications import (
+    diff_publications,
+    list_publications,
+    publish_consistently,
+    read_publication,
+)
+from ingest.report_files import CSV_MEDIA_TYPE, XLSX_MEDIA_TYPE, report_csv, report_xlsx
+from schemas.api import PublicationHeader, PublicationIn
+
+router = APIRouter(prefix="/v1/campaigns/{code}/publications", tags=["publications"])
+
+
+@router.post(
+    "",
+    status_code=201,
+    summary="Publish the campaign report as the next numbered, immutable publication",
+    description="Reads every figure at one snapshot. 409 `final_exists` when `final` is "
+    "asked for and the campaign already has its final publication.",
+)
+async def create_publication(
+    code: str, body: PublicationIn, request: Request, who: Admin
+) -> dict[str, Any]:
+    published = await publish_consistently(
+        engine_of(request), code, who.name, body.note, body.final
+    )
+    assert published is not None
+    return published
+
+
+@router.get("", response_model=list[PublicationHeader], summary="The campaign's publications")
+async def publication_list(code: str, conn: Conn, who: Viewer) -> Any:
+    return await list_publications(conn, code)
+
+
+@router.get(
+    "/{number}",
+    summary="One publication: JSON, or its report as CSV or XLSX",
+    responses={
+        200: {
+            "content": {
+                "text/csv": {"schema": {"type": "string"}},
+                XLSX_MEDIA_TYPE: {"schema": {"type": "string", "format": "binary"}},
+            }
+        }
+    },
+)
+async def publication(
+    code: str,
+    number: int,
+    conn: Conn,
+    who: Viewer,
+    format: Annotated[str, Query(pattern="^(json|csv|xlsx)$")] = "json",
+    level: Annotated[str, Query(pattern="^(province|city)$")] = "province",
+) -> Any:
+    found = await read_publication(conn, code, number)
+    if format == "json":
+        return found
+    report = found["reports"][level]
+    body, media = (
+        (report_csv(report), CSV_MEDIA_TYPE)
+        if format == "csv"
+        else (report_xlsx(report), XLSX_MEDIA_TYPE)
+    )
+    name = f"publication-{code}-{number}-{level}.{format}"
+    return Response(
+        body, media_type=media, headers={"Content-Disposition": f'attachment; filename="{name}"'}
+    )
+
+
+@router.get(
+    "/{number}/diff/{other}",
+    summary="What publication `other` changed against `number`",
+    description="Per unit and measure where they differ: old, new and change.",
+)
+async def publication_diff(
+    code: str, number: int, other: int, conn: Conn, who: Viewer
+) -> dict[str, Any]:
+    return await diff_publications(conn, code, number, other)
