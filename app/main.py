@@ -40,21 +40,28 @@ def create_app(settings: Settings | None = None, url: str | None = None) -> Fast
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        """The engine, and the consumer and scheduled publishing when asked for;
+        all stopped again however the app ends."""
         app.state.engine = create_engine(url or database_url(settings))
-        if app.state.with_consumer:
-            app.state.consumer = RecordConsumer(settings, app.state.engine)
-            consuming = asyncio.create_task(app.state.consumer.run())
-        if publish_every is not None:
-            publishing = asyncio.create_task(publish_on_schedule(app.state.engine, publish_every))
-        yield
-        if publish_every is not None:
-            publishing.cancel()
-            with suppress(asyncio.CancelledError):
-                await publishing
-        if app.state.with_consumer:
-            app.state.consumer.stop()
-            await consuming
-        await app.state.engine.dispose()
+        consuming = publishing = None
+        try:
+            if app.state.with_consumer:
+                app.state.consumer = RecordConsumer(settings, app.state.engine)
+                consuming = asyncio.create_task(app.state.consumer.run())
+            if publish_every is not None:
+                publishing = asyncio.create_task(
+                    publish_on_schedule(app.state.engine, publish_every)
+                )
+            yield
+        finally:
+            if publishing is not None:
+                publishing.cancel()
+                with suppress(asyncio.CancelledError):
+                    await publishing
+            if consuming is not None:
+                app.state.consumer.stop()
+                await consuming
+            await app.state.engine.dispose()
 
     app = FastAPI(
         title="payfeed",

@@ -108,7 +108,7 @@ def chart(figures: dict[str, Any]) -> str:
     span = high - low
 
     def y(fen: int) -> float:
-        return top + (high - fen) * (height - top - bottom) / span
+        return float(top + (high - fen) * (height - top - bottom) / span)
 
     step = (width - left - 8) / max(len(daily), 1)
     bars = "".join(

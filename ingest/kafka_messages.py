@@ -8,6 +8,7 @@ for HTTP). The key is the `txn_id` by convention, which only decides the
 partition (all versions of one record stay in order); it is not checked.
 """
 
+from bisect import bisect_right
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeAlias
@@ -54,11 +55,51 @@ class ProviderBatch:
     """One provider's records of a poll, in message order, as one writer batch."""
 
     raw: RawBatch
-    origins: list[tuple[int, int]]
-    """`(partition, offset)` of the message each record index came from."""
     source: dict[str, Any]
     """`{"topic", "offsets": {partition: [first, last]}}`: kept with the records
-    the writer quarantines; a record's own message is the one keyed by its txn_id."""
+    the writer quarantines (one source per write; the consumer logs each held
+    record's own message, from `origin()`)."""
+    starts: list[int]
+    """The index of each message's first record, ascending."""
+    messages: list[tuple[int, int]]
+    """`(partition, offset)` of each message, in the same order."""
+
+    def origin(self, index: int) -> tuple[int, int]:
+        """`(partition, offset)` of the message that record `index` came from."""
+        return self.messages[bisect_right(self.starts, index) - 1]
+
+
+@dataclass
+class _Gathered:
+    """A provider's records as the messages of a poll are read."""
+
+    topic: str
+    items: list[Any] = field(default_factory=list)
+    starts: list[int] = field(default_factory=list)
+    messages: list[tuple[int, int]] = field(default_factory=list)
+    offsets: dict[int, list[int]] = field(default_factory=dict)
+
+    def add(self, message: Message, records: list[Any]) -> None:
+        partition, offset = message.partition, message.offset
+        self.starts.append(len(self.items))
+        self.messages.append((partition, offset))
+        self.items.extend(records)
+        span = self.offsets.get(partition)
+        if span is None:
+            self.offsets[partition] = [offset, offset]
+        elif offset < span[0]:
+            span[0] = offset
+        elif offset > span[1]:
+            span[1] = offset
+
+    def batch(self) -> ProviderBatch:
+        offsets = {str(partition): span for partition, span in sorted(self.offsets.items())}
+        return ProviderBatch(
+            from_objects(self.items),
+            {"topic": self.topic, "offsets": offsets},
+            self.starts,
+            self.messages,
+        )
 
 
 @dataclass
@@ -73,74 +114,64 @@ def decode_poll(messages: Iterable[Message]) -> DecodedPoll:
     A loop over messages: each is its own JSON document, so there is nothing to
     vectorise before `from_objects` builds the columns.
     """
-    items: dict[str, list[Any]] = {}
-    origins: dict[str, list[tuple[int, int]]] = {}
-    offsets: dict[str, dict[str, list[int]]] = {}
-    topics: dict[str, str] = {}
+    gathered: dict[str, _Gathered] = {}
+    providers: dict[bytes | None, str | None] = {}
     bad: list[BadMessage] = []
     for message in messages:
+        header = _last_header(message.headers, PROVIDER_HEADER)
+        if header not in providers:
+            providers[header] = _provider(header)
+        provider = providers[header]
         try:
-            provider, records = _read(message)
+            if provider is None:
+                raise _Unreadable("the provider header is missing, empty or not UTF-8")
+            records = _records(message.value)
         except _Unreadable as exc:
-            bad.append(_bad(message, exc.provider, exc.reason))
+            bad.append(_bad(message, provider, exc.reason))
             continue
-        if not records:
-            continue
-        items.setdefault(provider, []).extend(records)
-        origins.setdefault(provider, []).extend(
-            [(message.partition, message.offset)] * len(records)
-        )
-        span = offsets.setdefault(provider, {}).setdefault(
-            str(message.partition), [message.offset, message.offset]
-        )
-        span[0], span[1] = min(span[0], message.offset), max(span[1], message.offset)
-        topics[provider] = message.topic
-    batches = {
-        provider: ProviderBatch(
-            from_objects(values),
-            origins[provider],
-            {"topic": topics[provider], "offsets": offsets[provider]},
-        )
-        for provider, values in items.items()
-    }
-    return DecodedPoll(batches, bad)
+        if records:
+            if provider not in gathered:
+                gathered[provider] = _Gathered(message.topic)
+            gathered[provider].add(message, records)
+    return DecodedPoll({p: g.batch() for p, g in gathered.items()}, bad)
 
 
 class _Unreadable(Exception):
-    def __init__(self, provider: str | None, reason: str) -> None:
+    def __init__(self, reason: str) -> None:
         super().__init__(reason)
-        self.provider = provider
         self.reason = reason
 
 
-def _read(message: Message) -> tuple[str, list[Any]]:
-    """The provider and the decoded records of a message; `_Unreadable` if it has none."""
-    provider = _provider(message.headers)
-    if provider is None:
-        raise _Unreadable(None, "the provider header is missing, empty or not UTF-8")
-    if message.value is None:
-        raise _Unreadable(provider, "the message has no value")
+def _records(value: bytes | None) -> list[Any]:
+    """The records of a message's value; `_Unreadable` if it holds none."""
+    if value is None:
+        raise _Unreadable("the message has no value")
     try:
-        value = orjson.loads(message.value)
+        decoded = orjson.loads(value)
     except orjson.JSONDecodeError as exc:
-        raise _Unreadable(provider, f"the value is not valid JSON: {exc}") from None
-    if isinstance(value, dict):
-        return provider, [value]
-    if isinstance(value, list):
-        return provider, value
-    raise _Unreadable(provider, "the value must be a record object or an array of records")
+        raise _Unreadable(f"the value is not valid JSON: {exc}") from None
+    if isinstance(decoded, dict):
+        return [decoded]
+    if isinstance(decoded, list):
+        return decoded
+    raise _Unreadable("the value must be a record object or an array of records")
 
 
-def _provider(headers: Sequence[tuple[str, bytes]]) -> str | None:
-    """The last `provider` header, as Kafka's `lastHeader` reads it."""
-    values = [value for name, value in headers if name == PROVIDER_HEADER]
-    if not values or values[-1] is None:
+def _last_header(headers: Sequence[tuple[str, bytes]], name: str) -> bytes | None:
+    """The last header `name`, as Kafka's `lastHeader` reads it."""
+    for header, value in reversed(headers):
+        if header == name:
+            return value
+    return None
+
+
+def _provider(header: bytes | None) -> str | None:
+    if header is None:
         return None
     try:
-        provider = values[-1].decode()
+        return header.decode().strip() or None
     except UnicodeDecodeError:
         return None
-    return provider.strip() or None
 
 
 def _bad(message: Message, provider: str | None, reason: str) -> BadMessage:

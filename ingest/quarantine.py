@@ -17,7 +17,7 @@ from ingest.db import raw_connection
 from ingest.normalise import Window, normalise
 from ingest.tables import quarantine, quarantine_actions
 from ingest.writer import WriteResult, write_batch
-from schemas.records import STANDARD_FIELDS
+from schemas.records import QUARANTINED_CODES, STANDARD_FIELDS
 
 log = logging.getLogger(__name__)
 
@@ -46,9 +46,8 @@ async def list_quarantine(
     total = (
         await conn.execute(select(func.count()).select_from(quarantine).where(*where))
     ).scalar_one()
-    rows = await conn.execute(
-        select(quarantine).where(*where).order_by(quarantine.c.id).limit(limit)
-    )
+    shown = [c for c in quarantine.c if c.name != "digest"]
+    rows = await conn.execute(select(*shown).where(*where).order_by(quarantine.c.id).limit(limit))
     return {"total": total, "items": [dict(row._mapping) for row in rows]}
 
 
@@ -95,7 +94,8 @@ async def replay_quarantine(
     ever held twice and replaying again inserts nothing more. The rows are locked
     first: a concurrent replay of the same rows waits, then skips those gone."""
     window = await ingest_window(conn)
-    where = quarantine_filter(code, provider, ids)
+    # Bad messages (`malformed`) hold no standard record: discard them, never replay.
+    where = [*quarantine_filter(code, provider, ids), quarantine.c.code.in_(QUARANTINED_CODES)]
     answer = {"replayed": 0, "inserted": 0, "duplicates": 0, "still_quarantined": 0}
     last_id = 0
     while True:

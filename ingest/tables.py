@@ -156,8 +156,12 @@ quarantine = Table(
     Column("batch_id", Text, nullable=True),
     Column("source", JSONB, nullable=True),
     Column("created_at", TZ, nullable=False, server_default=func.now()),
+    Column("digest", LargeBinary, nullable=True),
     Index(None, "provider", "code"),
+    Index(None, "provider", "digest", unique=True),
 )
+"""`digest` (SHA-256 of the held record as stored) keeps one row per held record
+when it arrives again (a provider's retry, a Kafka re-read after a crash)."""
 
 quarantine_actions = Table(
     "quarantine_actions",

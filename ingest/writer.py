@@ -13,6 +13,7 @@ one of the same txn_ids in between: the COPY then fails on the primary key
 inside a savepoint, and the check runs again, now seeing that record.
 """
 
+import hashlib
 import io
 from dataclasses import dataclass, field
 from typing import Any
@@ -175,7 +176,9 @@ async def _insert_new(
     pg = await raw_connection(conn)
     for _ in range(MAX_ATTEMPTS):
         stored = await _stored_content(pg, provider, known["txn_id"].to_list())
-        new = known.filter(~pl.col("txn_id").is_in(stored["txn_id"].implode()))
+        # In txn_id order: concurrent batches that share txn_ids then wait on
+        # each other's keys in one order instead of deadlocking.
+        new = known.filter(~pl.col("txn_id").is_in(stored["txn_id"].implode())).sort("txn_id")
         try:
             async with conn.begin_nested():
                 if new.height:
@@ -255,6 +258,15 @@ def _csv(frame: pl.DataFrame) -> bytes:
     return frame.write_csv(include_header=False, datetime_format="%Y-%m-%dT%H:%M:%S%.6f%z").encode()
 
 
+QUARANTINE = """
+INSERT INTO quarantine (provider, code, message, txn_id, record, batch_id, source, digest)
+SELECT $1, u.code, u.message, u.txn_id, u.record::jsonb, $2, $3::jsonb, u.digest
+FROM unnest($4::text[], $5::text[], $6::text[], $7::text[], $8::bytea[])
+     AS u(code, message, txn_id, record, digest)
+ON CONFLICT (provider, digest) DO NOTHING
+"""
+
+
 async def quarantine_records(
     conn: AsyncConnection,
     provider: str,
@@ -267,33 +279,38 @@ async def quarantine_records(
 ) -> int:
     """Keep held records as the standard record they were read as, so that ops can
     fix the registry and replay them: the payer reference only as its hash, card
-    numbers masked."""
+    numbers masked. A record already held (same provider, same stored form) is
+    not held twice. Returns how many of the batch's records are held."""
     if not held:
         return 0
     hashes = dict(normalised.records.select("index", "payer_hash").iter_rows())
-    rows = []
+    columns: tuple[list[Any], ...] = ([], [], [], [], [])
     for record in frame.filter(pl.col("index").is_in(list(held))).iter_rows(named=True):
         index = record["index"]
         stored = {name: record[name] for name in STANDARD_FIELDS if record[name] is not None}
         stored.pop("payer_ref", None)
         if hashes.get(index):
             stored["payer_hash"] = hashes[index]
+        text = orjson.dumps(mask_values(stored), option=orjson.OPT_SORT_KEYS).decode()
         code = held[index]
-        rows.append(
+        for column, value in zip(
+            columns,
             (
-                provider,
                 code,
                 _held_message(code, record["txn_id"], provider),
                 record["txn_id"],
-                orjson.dumps(mask_values(stored)).decode(),
-                batch_id,
-                orjson.dumps(source).decode() if source else None,
-            )
-        )
+                text,
+                hashlib.sha256(text.encode()).digest(),
+            ),
+            strict=True,
+        ):
+            column.append(value)
     pg = await raw_connection(conn)
-    await pg.copy_records_to_table(
-        "quarantine",
-        records=rows,
-        columns=("provider", "code", "message", "txn_id", "record", "batch_id", "source"),
+    await pg.execute(
+        QUARANTINE,
+        provider,
+        batch_id,
+        orjson.dumps(source).decode() if source else None,
+        *columns,
     )
-    return len(rows)
+    return len(held)

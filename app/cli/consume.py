@@ -1,12 +1,12 @@
 """`payfeed consume`: the Kafka consumer as a process of its own."""
 
 import asyncio
-import logging
 import signal
 
 import typer
 from prometheus_client import start_http_server
 
+from app.logs import configure_logging
 from ingest.consumer import MAX_POLL_RECORDS, RecordConsumer
 from ingest.db import create_engine, database_url
 from ingest.migrate import upgrade
@@ -30,10 +30,13 @@ def consume(
         MAX_POLL_RECORDS, min=1, help="messages per poll, stored in one transaction"
     ),
 ) -> None:
-    """Consume PAYFEED_KAFKA_TOPIC in group PAYFEED_KAFKA_GROUP until SIGTERM or SIGINT
-    (migrating first); exit 0 once the poll in hand is stored and committed."""
+    """Consume the Kafka topic into the database until SIGTERM or SIGINT.
+
+    Joins group PAYFEED_KAFKA_GROUP on PAYFEED_KAFKA_TOPIC (migrating the database
+    first); on SIGTERM or SIGINT, stores and commits the polls in hand, leaves the
+    group and exits 0."""
     settings = get_settings()
-    logging.basicConfig(level=settings.log_level.upper())
+    configure_logging(settings.log_level)
     if not settings.kafka_bootstrap_servers:
         typer.echo("error: PAYFEED_KAFKA_BOOTSTRAP_SERVERS is not set", err=True)
         raise typer.Exit(2)
