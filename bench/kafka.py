@@ -154,38 +154,52 @@ def tail(log: Path) -> str:
     return "\n".join(log.read_text().splitlines()[-20:])
 
 
-def consume_all(env: dict[str, str], url: str, log: Path, count: int) -> tuple[float, float, float]:
-    """Run `payfeed consume` until `count` records are stored; returns the seconds
-    to its first assignment, from there to the first poll stored, and to the last."""
-    with log.open("wb") as out:
-        consumer = subprocess.Popen(
-            [PAYFEED, "consume"], env=env, stdout=out, stderr=subprocess.STDOUT
-        )
+def consume_all(
+    env: dict[str, str], url: str, home: Path, count: int, consumers: int
+) -> tuple[float, float, float]:
+    """Run `consumers` `payfeed consume` processes in one group until `count`
+    records are stored; returns the seconds to the group's first assignment (a
+    member joining later, and the rebalance it causes, count in the rate), from
+    there to the first poll stored, and to the last."""
+    logs = [home / f"consume-{n}.log" for n in range(consumers)]
+    processes = []
+    for log in logs:
+        with log.open("wb") as out:
+            processes.append(
+                subprocess.Popen(
+                    [PAYFEED, "consume"], env=env, stdout=out, stderr=subprocess.STDOUT
+                )
+            )
     started = time.perf_counter()
     deadline = time.monotonic() + DEADLINE_S
     try:
-        while "assigned partitions [" not in log.read_text():
-            if consumer.poll() is not None or time.monotonic() > deadline:
-                raise SystemExit(f"payfeed consume did not join:\n{tail(log)}")
+        while not any("assigned partitions [" in log.read_text() for log in logs):
+            if any(p.poll() is not None for p in processes) or time.monotonic() > deadline:
+                raise SystemExit(f"payfeed consume did not join:\n{tail(logs[0])}")
             time.sleep(0.02)
         assigned = time.perf_counter()
         first = None
         while (now_stored := asyncio.run(stored(url))) < count:
-            if consumer.poll() is not None or time.monotonic() > deadline:
-                raise SystemExit(f"payfeed consume did not store every record:\n{tail(log)}")
+            if any(p.poll() is not None for p in processes) or time.monotonic() > deadline:
+                raise SystemExit(f"payfeed consume did not store every record:\n{tail(logs[0])}")
             if now_stored and first is None:
                 first = time.perf_counter()
             time.sleep(0.05)
         done = time.perf_counter()
     finally:
-        consumer.terminate()
-        consumer.wait(30)
+        for process in processes:
+            process.terminate()
+        for process in processes:
+            process.wait(30)
     return assigned - started, (first or done) - assigned, done - assigned
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--records", type=int, default=200_000)
+    parser.add_argument(
+        "--consumers", type=int, default=2, help="payfeed consume processes in the group"
+    )
     parser.add_argument(
         "--per-message", type=int, default=1, help="records per message (a JSON array if > 1)"
     )
@@ -207,7 +221,7 @@ def main() -> None:
             "PAYFEED_KAFKA_BOOTSTRAP_SERVERS": bootstrap,
             "PAYFEED_KAFKA_TOPIC": topic,
         }
-        joining, first, consuming = consume_all(env, url, home / "consume.log", args.records)
+        joining, first, consuming = consume_all(env, url, home, args.records, args.consumers)
         rate = args.records / consuming
         print(
             f"consumer joined in {joining:.2f} s, stored its first poll after {first:.2f} s "
