@@ -3,16 +3,15 @@
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
-from fastapi.responses import Response
 
 from app.deps import Admin, Conn, Viewer, engine_of
+from app.reports import FILE_RESPONSES, report_file
 from ingest.publications import (
     diff_publications,
     list_publications,
     publish_consistently,
     read_publication,
 )
-from ingest.report_files import CSV_MEDIA_TYPE, XLSX_MEDIA_TYPE, report_csv, report_xlsx
 from schemas.api import PublicationHeader, PublicationIn
 
 router = APIRouter(prefix="/v1/campaigns/{code}/publications", tags=["publications"])
@@ -43,14 +42,7 @@ async def publication_list(code: str, conn: Conn, who: Viewer) -> Any:
 @router.get(
     "/{number}",
     summary="One publication: JSON, or its report as CSV or XLSX",
-    responses={
-        200: {
-            "content": {
-                "text/csv": {"schema": {"type": "string"}},
-                XLSX_MEDIA_TYPE: {"schema": {"type": "string", "format": "binary"}},
-            }
-        }
-    },
+    responses=FILE_RESPONSES,
 )
 async def publication(
     code: str,
@@ -63,16 +55,7 @@ async def publication(
     found = await read_publication(conn, code, number)
     if format == "json":
         return found
-    report = found["reports"][level]
-    body, media = (
-        (report_csv(report), CSV_MEDIA_TYPE)
-        if format == "csv"
-        else (report_xlsx(report), XLSX_MEDIA_TYPE)
-    )
-    name = f"publication-{code}-{number}-{level}.{format}"
-    return Response(
-        body, media_type=media, headers={"Content-Disposition": f'attachment; filename="{name}"'}
-    )
+    return report_file(found["reports"][level], format, f"publication-{code}-{number}-{level}")
 
 
 @router.get(

@@ -13,6 +13,30 @@ from schemas.api import Report
 router = APIRouter(prefix="/v1/reports", tags=["reports"])
 
 
+FILE_RESPONSES: dict[int | str, dict[str, Any]] = {
+    200: {
+        "content": {
+            "text/csv": {"schema": {"type": "string"}},
+            XLSX_MEDIA_TYPE: {"schema": {"type": "string", "format": "binary"}},
+        }
+    }
+}
+
+
+def report_file(figures: dict[str, Any], format: str, stem: str) -> Response:
+    """A report (live or published) as a CSV or XLSX download."""
+    body, media = (
+        (report_csv(figures), CSV_MEDIA_TYPE)
+        if format == "csv"
+        else (report_xlsx(figures), XLSX_MEDIA_TYPE)
+    )
+    return Response(
+        body,
+        media_type=media,
+        headers={"Content-Disposition": f'attachment; filename="{stem}.{format}"'},
+    )
+
+
 @router.get(
     "/{campaign}",
     response_model=Report,
@@ -21,14 +45,7 @@ router = APIRouter(prefix="/v1/reports", tags=["reports"])
     "held, policies issued, net sales in the unit's window (each city with its local "
     "extension), baseline, uplift and uplift %, then the `total` row. Amounts are integer "
     "fen in JSON and CSV, yuan with two decimals in XLSX.",
-    responses={
-        200: {
-            "content": {
-                "text/csv": {"schema": {"type": "string"}},
-                XLSX_MEDIA_TYPE: {"schema": {"type": "string", "format": "binary"}},
-            }
-        }
-    },
+    responses=FILE_RESPONSES,
 )
 async def report(
     campaign: str,
@@ -40,12 +57,4 @@ async def report(
     figures = await campaign_report(conn, campaign, level)
     if format == "json":
         return figures
-    name = f"report-{campaign}-{level}.{format}"
-    body, media = (
-        (report_csv(figures), CSV_MEDIA_TYPE)
-        if format == "csv"
-        else (report_xlsx(figures), XLSX_MEDIA_TYPE)
-    )
-    return Response(
-        body, media_type=media, headers={"Content-Disposition": f'attachment; filename="{name}"'}
-    )
+    return report_file(figures, format, f"report-{campaign}-{level}")
