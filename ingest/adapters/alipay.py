@@ -19,6 +19,7 @@ from ingest.adapters.base import (
     decode,
     fen_from_yuan,
     local_time,
+    misaligned_rows,
     standard_columns,
     unpack,
 )
@@ -100,10 +101,7 @@ def read(data: bytes, options: ReadOptions) -> RawBatch:
         )
         .pipe(standard_columns)
     )
-    malformed = [
-        RowError(i, "malformed", f"row has {n} columns; the header has {len(header)}")
-        for i, n in rows.filter(~fits).select("index", pl.col("cells").list.len()).iter_rows()
-    ]
+    malformed = misaligned_rows(rows.filter(~fits), len(header))
     malformed += [
         RowError(i, "invalid_field", f"unknown 业务类型 {t!r}", field="业务类型", txn_id=no or None)
         for i, t, no in cells.filter(kind.is_null())

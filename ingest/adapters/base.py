@@ -94,6 +94,15 @@ def standard_columns(frame: pl.DataFrame) -> pl.DataFrame:
     return frame.select(pl.col(name).cast(dtype) for name, dtype in RAW_SCHEMA.items())
 
 
+def misaligned_rows(rows: pl.DataFrame, width: int) -> list[RowError]:
+    """`malformed` errors for CSV rows (`index`, `cells`) whose column count is not
+    the header's: a comma inside a value shifts every column after it."""
+    return [
+        RowError(i, "malformed", f"row has {n} columns; the header has {width}")
+        for i, n in rows.select("index", pl.col("cells").list.len()).iter_rows()
+    ]
+
+
 def text_column(values: list[Any]) -> pl.Series:
     """A column of JSON values as text: strings as they are, integers spelled out,
     anything else (floats, booleans, objects) as a marker no field rule accepts, so

@@ -19,6 +19,7 @@ from ingest.adapters.base import (
     decode,
     fen_from_yuan,
     local_time,
+    misaligned_rows,
     standard_columns,
     unpack,
 )
@@ -115,10 +116,7 @@ def read(data: bytes, options: ReadOptions) -> RawBatch:
         )
         .pipe(standard_columns)
     )
-    malformed = [
-        RowError(i, "malformed", f"row has {n} columns; the header has {len(header)}")
-        for i, n in rows.filter(~fits).select("index", pl.col("cells").list.len()).iter_rows()
-    ]
+    malformed = misaligned_rows(rows.filter(~fits), len(header))
     malformed += [
         RowError(i, "invalid_field", f"unknown 交易状态 {s!r}", field="交易状态", txn_id=no or None)
         for i, s, no in records.filter(kind.is_null())
