@@ -1,6 +1,7 @@
 """`payfeed migrate` and `payfeed serve`."""
 
 import asyncio
+import os
 
 import typer
 import uvicorn
@@ -54,6 +55,9 @@ def serve(
     if demo:
         typer.echo(asyncio.run(_load_demo(url)))
     if workers > 1:
+        # Each worker's polars would start a thread per core: share the cores out
+        # instead of oversubscribing them (the workers are spawned, so they read it).
+        os.environ.setdefault("POLARS_MAX_THREADS", str(max(1, (os.cpu_count() or 1) // workers)))
         uvicorn.run(
             "app.main:create_app",
             factory=True,
