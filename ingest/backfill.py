@@ -28,6 +28,7 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from ingest.adapters import Layout, RawBatch, ReadOptions, format_named, standard
+from ingest.adapters.base import control_totals
 from ingest.campaigns import ingest_window
 from ingest.errors import BadRequest, PayfeedError
 from ingest.normalise import Normalised, Window, normalise
@@ -65,9 +66,7 @@ class FileSummary:
 
     @property
     def control_totals(self) -> dict[str, Any] | None:
-        return RawBatch(
-            pl.DataFrame(), declared_totals=self.declared_totals, read_totals=self.read_totals
-        ).control_totals
+        return control_totals(self.declared_totals, self.read_totals)
 
     def stored(self) -> dict[str, Any]:
         return {

@@ -73,14 +73,6 @@ class WriteResult:
     quarantined: int = 0
     errors: list[RowError] = field(default_factory=list)
 
-    def add(self, other: "WriteResult") -> None:
-        self.received += other.received
-        self.inserted += other.inserted
-        self.duplicates += other.duplicates
-        self.rejected += other.rejected
-        self.quarantined += other.quarantined
-        self.errors.extend(other.errors)
-
 
 async def write_batch(
     conn: AsyncConnection,

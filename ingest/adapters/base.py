@@ -32,6 +32,16 @@ class RowError:
     txn_id: str | None = None
 
 
+def control_totals(
+    declared: dict[str, Any] | None, read: dict[str, Any] | None
+) -> dict[str, Any] | None:
+    """`{"declared", "read", "match"}`, or None when the input declares nothing."""
+    if declared is None:
+        return None
+    read = read or {}
+    return {"declared": declared, "read": read, "match": declared == read}
+
+
 @dataclass
 class RawBatch:
     frame: pl.DataFrame
@@ -43,15 +53,7 @@ class RawBatch:
 
     @property
     def control_totals(self) -> dict[str, Any] | None:
-        """`{"declared", "read", "match"}`, or None when the input declares nothing."""
-        if self.declared_totals is None:
-            return None
-        read = self.read_totals or {}
-        return {
-            "declared": self.declared_totals,
-            "read": read,
-            "match": self.declared_totals == read,
-        }
+        return control_totals(self.declared_totals, self.read_totals)
 
     @property
     def received(self) -> int:
