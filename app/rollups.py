@@ -12,6 +12,7 @@ from app.deps import Conn, Viewer
 from ingest.errors import BadRequest
 from ingest.payers import RELATIVE_STANDARD_ERROR
 from ingest.rollups import DIMENSIONS, FILTERS, ROW_MEASURES, query_rollups_with_totals
+from schemas.regions import resolve_city
 
 router = APIRouter(prefix="/v1/rollups", tags=["rollups"])
 
@@ -73,6 +74,8 @@ async def rollups(
         provider=provider,
     )
     filters = {k: v for k, v in given.items() if v is not None and k in FILTERS}
+    if city is not None and (resolved := resolve_city(city)) is not None:
+        filters["city"] = resolved.code  # a county code means its city, as everywhere
     rows, totals = await query_rollups_with_totals(conn, names, first_day, last_day, filters)
     if format == "csv":
         return csv_response([*names, *ROW_MEASURES], rows, "rollups.csv")

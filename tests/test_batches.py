@@ -268,3 +268,14 @@ async def test_database_unavailable_is_503_with_retry_after(settings: Any) -> No
     assert response.headers["retry-after"] == "5"
     assert response.json()["error"]["code"] == "database_unavailable"
     assert ready.status_code == 503
+
+
+async def test_errors_are_capped_at_1000_but_counts_are_exact(
+    client: httpx.AsyncClient, provider_token: Any
+) -> None:
+    cmb = await provider_token("cmb")
+    bad = [record(f"T{i}", amount_fen=0) for i in range(1005)]
+    answer = (await push(client, cmb, "b-1", bad)).json()
+    assert (answer["received"], answer["rejected"]) == (1005, 1005)
+    assert len(answer["errors"]) == 1000
+    assert answer["errors"][-1]["index"] == 999

@@ -136,3 +136,14 @@ async def test_empty_dims_give_one_grand_total_and_csv(
     ]
     bad = await client.get("/v1/rollups", params={**params, "dims": "planet"}, headers=viewer)
     assert bad.status_code == 400 and bad.json()["error"]["code"] == "unknown_dim"
+
+
+async def test_a_county_code_filters_its_city(
+    client: httpx.AsyncClient, admin: dict[str, str], viewer: dict[str, str], provider_token: Any
+) -> None:
+    cmb = await provider_token("cmb")
+    await enterprise_with_account(client, admin, provider="cmb", merchant_id="M1")
+    await push(client, cmb, "b1", [record("T1")])
+    params = {"from": "2023-09-01", "to": "2023-09-30", "dims": "city"}
+    west_lake = await client.get("/v1/rollups", params={**params, "city": "330106"}, headers=viewer)
+    assert [(r["city"], r["net_fen"]) for r in west_lake.json()["rows"]] == [("330100", 10000)]
