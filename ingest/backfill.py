@@ -12,6 +12,7 @@ makes any overlap harmless.
 import asyncio
 import gzip
 import hashlib
+import itertools
 import zipfile
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack
@@ -141,7 +142,7 @@ def line_chunks(
     body: list[bytes] = []
     rows = offset = position = 0
     trailer = False
-    for line in _chain(pending, lines):
+    for line in itertools.chain(pending, lines):
         position += len(line)
         if not trailer and layout.starts_trailer(line):
             trailer = True
@@ -171,11 +172,6 @@ def _lines(stream: IO[bytes]) -> Iterator[bytes]:
         yield from block[:cut].splitlines(keepends=True)
     if carry:
         yield carry
-
-
-def _chain(*iterators: Iterator[bytes]) -> Iterator[bytes]:
-    for iterator in iterators:
-        yield from iterator
 
 
 def parquet_chunks(path: Path, chunk_rows: int, skip_rows: int) -> Iterator[RawBatch]:

@@ -122,10 +122,9 @@ def _batches(shops: list[dict[str, Any]]) -> Iterator[tuple[str, str, bytes, dic
     by_provider: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for provider, record in _records(shops):
         by_provider[provider].append(record)
-    week = lambda r: (r["local_time"].date() - BASELINE_FIRST).days // 7  # noqa: E731
-    for n, chunk in _grouped(by_provider["cmb"], week):
+    for n, chunk in _grouped(by_provider["cmb"], _week):
         yield "cmb", "standard", samples.standard_ndjson(chunk), {"n": str(n)}
-    for n, chunk in _grouped(by_provider["wechatpay"], week):
+    for n, chunk in _grouped(by_provider["wechatpay"], _week):
         yield (
             "wechatpay",
             "wechatpay",
@@ -137,6 +136,11 @@ def _batches(shops: list[dict[str, Any]]) -> Iterator[tuple[str, str, bytes, dic
     for account, chunk in _grouped(by_provider["alipay"], lambda r: r["merchant_id"]):
         body = samples.alipay_bill(account + "0156", chunk, BASELINE_FIRST, LAST)
         yield "alipay", "alipay", body, {"account": account}
+
+
+def _week(record: dict[str, Any]) -> int:
+    day: date = record["local_time"].date()
+    return (day - BASELINE_FIRST).days // 7
 
 
 def _grouped(records: list[dict[str, Any]], key: Any) -> Iterator[tuple[Any, list[dict[str, Any]]]]:

@@ -7,10 +7,11 @@ from pathlib import Path
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+from sqlalchemy.ext.asyncio import AsyncEngine
 
+from app.cli.common import with_engine
 from ingest.adapters import FORMATS
 from ingest.backfill import CHUNK_ROWS, FileSummary, backfill_file, expand
-from ingest.db import create_engine, database_url
 from ingest.settings import get_settings
 
 
@@ -32,14 +33,17 @@ def backfill(
     """
     if format not in FORMATS:
         raise typer.BadParameter(f"format is one of {', '.join(FORMATS)}")
-    summaries = asyncio.run(_run(expand(paths), provider, format, chunk_rows))
+    summaries = with_engine(
+        lambda engine: _run(engine, expand(paths), provider, format, chunk_rows)
+    )
     failed = [s for s in summaries if s.error]
     raise typer.Exit(1 if failed else 0)
 
 
-async def _run(paths: list[Path], provider: str, fmt: str, chunk_rows: int) -> list[FileSummary]:
+async def _run(
+    engine: AsyncEngine, paths: list[Path], provider: str, fmt: str, chunk_rows: int
+) -> list[FileSummary]:
     settings = get_settings()
-    engine = create_engine(database_url(settings))
     console = Console(stderr=True)
     summaries = []
     columns = (
@@ -48,38 +52,35 @@ async def _run(paths: list[Path], provider: str, fmt: str, chunk_rows: int) -> l
         TextColumn("{task.fields[rows]:,} rows  {task.fields[rate]:,.0f} rows/s"),
         TimeRemainingColumn(),
     )
-    try:
-        with Progress(*columns, console=console, disable=not sys.stderr.isatty()) as bar:
-            for path in paths:
-                task = bar.add_task(path.name, total=None, rows=0, rate=0.0)
-                started = asyncio.get_running_loop().time()
+    with Progress(*columns, console=console, disable=not sys.stderr.isatty()) as bar:
+        for path in paths:
+            task = bar.add_task(path.name, total=None, rows=0, rate=0.0)
+            started = asyncio.get_running_loop().time()
 
-                def progress(
-                    rows: int, position: int, total: int, task: int = task, started: float = started
-                ) -> None:
-                    elapsed = max(asyncio.get_running_loop().time() - started, 1e-9)
-                    bar.update(
-                        task,
-                        completed=position,
-                        total=total or None,
-                        rows=rows,
-                        rate=rows / elapsed,
-                    )
-
-                summary = await backfill_file(
-                    engine,
-                    path,
-                    provider=provider,
-                    fmt=fmt,
-                    secret=settings.resolved_secret(),
-                    chunk_rows=chunk_rows,
-                    progress=progress,
+            def progress(
+                rows: int, position: int, total: int, task: int = task, started: float = started
+            ) -> None:
+                elapsed = max(asyncio.get_running_loop().time() - started, 1e-9)
+                bar.update(
+                    task,
+                    completed=position,
+                    total=total or None,
+                    rows=rows,
+                    rate=rows / elapsed,
                 )
-                bar.remove_task(task)
-                summaries.append(summary)
-                typer.echo(describe(summary))
-    finally:
-        await engine.dispose()
+
+            summary = await backfill_file(
+                engine,
+                path,
+                provider=provider,
+                fmt=fmt,
+                secret=settings.resolved_secret(),
+                chunk_rows=chunk_rows,
+                progress=progress,
+            )
+            bar.remove_task(task)
+            summaries.append(summary)
+            typer.echo(describe(summary))
     return summaries
 
 

@@ -1,20 +1,10 @@
 """`payfeed publish` and `payfeed publications list|verify`."""
 
-import asyncio
-from collections.abc import Awaitable, Callable
-from typing import TypeVar
-
 import orjson
 import typer
-from sqlalchemy.ext.asyncio import AsyncEngine
 
-from app.cli.common import in_transaction
-from ingest.db import create_engine, database_url
-from ingest.errors import PayfeedError
+from app.cli.common import in_transaction, with_engine
 from ingest.publications import list_publications, publish_consistently, verify_publications
-from ingest.settings import get_settings
-
-T = TypeVar("T")
 
 cli = typer.Typer(help="Publications: list them, or prove their checksums.", no_args_is_help=True)
 
@@ -24,30 +14,13 @@ def attach(root: typer.Typer) -> None:
     root.add_typer(cli, name="publications")
 
 
-def _with_engine(work: Callable[[AsyncEngine], Awaitable[T]]) -> T:
-    """Publishing owns its transaction (a fresh snapshot per retry): give it the engine."""
-
-    async def run() -> T:
-        engine = create_engine(database_url(get_settings()))
-        try:
-            return await work(engine)
-        finally:
-            await engine.dispose()
-
-    try:
-        return asyncio.run(run())
-    except PayfeedError as exc:
-        typer.echo(f"error: {exc.code}: {exc.message}", err=True)
-        raise typer.Exit(2) from None
-
-
 def publish(
     campaign: str = typer.Option("2023", help="campaign code"),
     note: str = typer.Option("", help="what this publication is for or revises"),
     final: bool = typer.Option(False, "--final", help="the one reported after the campaign"),
 ) -> None:
     """Publish the campaign report as the next numbered, immutable publication."""
-    published = _with_engine(
+    published = with_engine(
         lambda engine: publish_consistently(engine, campaign, "cli", note, final)
     )
     assert published is not None
