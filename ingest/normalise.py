@@ -7,7 +7,7 @@ the writer's.
 """
 
 import hashlib
-import hmac
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
@@ -86,6 +86,10 @@ CONTENT = (
 )
 """The columns that make two records with one `txn_id` the same record."""
 
+SHA256_BLOCK = 64
+INNER_PAD = bytes(byte ^ 0x36 for byte in range(256))
+OUTER_PAD = bytes(byte ^ 0x5C for byte in range(256))
+
 
 @dataclass(frozen=True)
 class Window:
@@ -106,9 +110,24 @@ class Normalised:
     """`ERROR_SCHEMA` rows."""
 
 
-def payer_hash(secret: bytes, payer_ref: str) -> str:
-    """HMAC-SHA256 of a payer reference, as bytea text for COPY."""
-    return "\\x" + hmac.new(secret, payer_ref.encode(), hashlib.sha256).hexdigest()
+def payer_hasher(secret: bytes) -> Callable[[bytes], bytes]:
+    """HMAC-SHA256 keyed by `secret` (RFC 2104), with the key's inner and outer
+    pads hashed once: each reference then costs two copies of a SHA-256 state,
+    about a third of what `hmac.new` costs per call (it sets the key up again
+    every time), which is most of normalisation's time at millions of records."""
+    key = secret if len(secret) <= SHA256_BLOCK else hashlib.sha256(secret).digest()
+    key = key.ljust(SHA256_BLOCK, b"\0")
+    inner = hashlib.sha256(key.translate(INNER_PAD))
+    outer = hashlib.sha256(key.translate(OUTER_PAD))
+
+    def digest(message: bytes) -> bytes:
+        inner_hash = inner.copy()
+        inner_hash.update(message)
+        outer_hash = outer.copy()
+        outer_hash.update(inner_hash.digest())
+        return outer_hash.digest()
+
+    return digest
 
 
 def normalise(frame: pl.DataFrame, *, now: datetime, window: Window, secret: bytes) -> Normalised:
@@ -189,11 +208,14 @@ def normalise(frame: pl.DataFrame, *, now: datetime, window: Window, secret: byt
 
 
 def _payer_hash_column(valid: pl.DataFrame, secret: bytes) -> pl.Expr:
-    """Hash payer references (HMAC needs Python: one call per payer, no SQL
-    round trip); a replayed quarantined record brings its hash already."""
-    hashed = pl.col("payer_ref").map_elements(
-        lambda ref: payer_hash(secret, ref), return_dtype=pl.String, skip_nulls=True
-    )
+    """Hash each distinct payer reference once (a payer pays many times; HMAC
+    needs Python). A replayed quarantined record brings its hash already, as the
+    `\\x`-prefixed hex text the quarantine keeps."""
+    refs = valid["payer_ref"].drop_nulls().unique()
+    digest = payer_hasher(secret)
+    hashes = pl.Series([digest(ref.encode()) for ref in refs.to_list()], dtype=pl.Binary)
+    hashed = pl.col("payer_ref").replace_strict(refs, hashes, default=None, return_dtype=pl.Binary)
     if "payer_hash" in valid.columns:
-        return pl.coalesce(pl.col("payer_hash"), hashed).alias("payer_hash")
+        stored = pl.col("payer_hash").str.strip_prefix("\\x").str.decode("hex")
+        return pl.coalesce(stored, hashed).alias("payer_hash")
     return hashed.alias("payer_hash")

@@ -114,7 +114,7 @@ async def add_to_payers(conn: AsyncConnection, inserted: pl.DataFrame) -> None:
     payers = inserted.filter(pl.col("payer_hash").is_not_null())
     if not payers.height:
         return
-    payers = payers.with_columns(pl.col("payer_hash").str.strip_prefix("\\x"))
+    payers = payers.with_columns(pl.col("payer_hash").bin.encode("hex"))
     pg = await raw_connection(conn)
     for rollup, table in PAYER_TABLES.items():
         dims = _dims(rollup)

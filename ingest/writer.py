@@ -6,11 +6,12 @@ Every path into payfeed (HTTP batches, Kafka, backfill, quarantine replay) ends
 here, so deduplication and rollups are defined once. The caller owns the
 transaction: if it rolls back, nothing of the batch remains.
 
-Why COPY and not `INSERT … ON CONFLICT`: a batch is checked against the stored
-records first (one indexed lookup of all its txn_ids), and only the new ones are
-copied, which costs about what a raw COPY costs. A concurrent batch may store
-one of the same txn_ids in between: the COPY then fails on the primary key
-inside a savepoint, and the check runs again, now seeing that record.
+Why COPY and not `INSERT … ON CONFLICT`: a batch of new records is copied as it
+is (binary COPY, costing what a raw COPY costs) and the primary key finds any
+txn_id stored already; then, and only then, the batch is checked against the
+stored records (one indexed lookup of all its txn_ids) and only its new records
+are copied. A concurrent batch may store one of the same txn_ids in between: the
+COPY then fails again inside its savepoint, and the check runs again.
 """
 
 import hashlib
@@ -21,6 +22,7 @@ from typing import Any
 import asyncpg
 import orjson
 import polars as pl
+from pgpq import ArrowToPostgresBinaryEncoder
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ingest.adapters.base import RawBatch, RowError
@@ -164,25 +166,24 @@ async def _insert_new(
     conn: AsyncConnection, provider: str, known: pl.DataFrame
 ) -> tuple[pl.DataFrame, dict[int, str]]:
     """COPY the records whose txn_id is not stored yet; classify the others as
-    duplicates (same content) or conflicts. Returns the inserted rows."""
+    duplicates (same content) or conflicts. Returns the inserted rows.
+
+    A batch is usually all new (a retried HTTP batch is answered from the batch
+    table, a backfill resumes after its last chunk), so it is first copied as it
+    is, the primary key checking it. Only when that fails on a stored txn_id is
+    the batch looked up against the stored records and its new rows copied."""
     pg = await raw_connection(conn)
+    # In txn_id order: concurrent batches that share txn_ids then wait on each
+    # other's keys in one order instead of deadlocking.
+    rows = known.sort("txn_id")
+    if await _copy_records(conn, pg, rows):
+        return rows, {}
     for _ in range(MAX_ATTEMPTS):
-        stored = await _stored_content(pg, provider, known["txn_id"].to_list())
-        # In txn_id order: concurrent batches that share txn_ids then wait on
-        # each other's keys in one order instead of deadlocking.
-        new = known.filter(~pl.col("txn_id").is_in(stored["txn_id"].implode())).sort("txn_id")
-        try:
-            async with conn.begin_nested():
-                if new.height:
-                    await pg.copy_to_table(
-                        "records",
-                        source=io.BytesIO(_csv(new.select(RECORD_COLUMNS))),
-                        columns=RECORD_COLUMNS,
-                        format="csv",
-                    )
-        except asyncpg.UniqueViolationError:
+        stored = await _stored_content(pg, provider, rows["txn_id"].to_list())
+        new = rows.filter(~pl.col("txn_id").is_in(stored["txn_id"].implode()))
+        if not await _copy_records(conn, pg, new):
             continue
-        compared = known.join(stored, on="txn_id", suffix="_stored").select(
+        compared = rows.join(stored, on="txn_id", suffix="_stored").select(
             "index",
             pl.all_horizontal(pl.col(c).eq_missing(pl.col(f"{c}_stored")) for c in CONTENT).alias(
                 "same"
@@ -196,13 +197,35 @@ async def _insert_new(
     raise RuntimeError(f"records kept colliding with concurrent batches {MAX_ATTEMPTS} times")
 
 
+async def _copy_records(conn: AsyncConnection, pg: Any, rows: pl.DataFrame) -> bool:
+    """COPY `rows` into the records in a savepoint; False (and nothing stored)
+    when one of their txn_ids is stored already.
+
+    Binary COPY encoded from Arrow by pgpq (Rust): no text to render here and
+    none for the server to parse, which is most of what COPY costs beyond the
+    index updates."""
+    if not rows.height:
+        return True
+    table = rows.select(RECORD_COLUMNS).to_arrow()
+    encoder = ArrowToPostgresBinaryEncoder(table.schema)
+    data = bytearray(encoder.write_header())
+    for batch in table.to_batches():
+        data += encoder.write_batch(batch)
+    data += encoder.finish()
+    try:
+        async with conn.begin_nested():
+            await pg.copy_to_table(
+                "records", source=io.BytesIO(data), columns=RECORD_COLUMNS, format="binary"
+            )
+    except asyncpg.UniqueViolationError:
+        return False
+    return True
+
+
 async def _stored_content(pg: Any, provider: str, txn_ids: list[str]) -> pl.DataFrame:
     rows = await pg.fetch(STORED, provider, txn_ids)
     return pl.DataFrame(
-        [
-            {**dict(r), "payer_hash": "\\x" + r["payer_hash"].hex() if r["payer_hash"] else None}
-            for r in rows
-        ],
+        [dict(r) for r in rows],
         schema={
             "txn_id": pl.String,
             "kind": pl.String,
@@ -212,7 +235,7 @@ async def _stored_content(pg: Any, provider: str, txn_ids: list[str]) -> pl.Data
             "channel": pl.String,
             "mcc": pl.String,
             "original_txn_id": pl.String,
-            "payer_hash": pl.String,
+            "payer_hash": pl.Binary,
         },
         orient="row",
     )
@@ -244,10 +267,6 @@ def _txn_ids(frame: pl.DataFrame, held: dict[int, str]) -> dict[int, str | None]
         return {}
     rows = frame.filter(pl.col("index").is_in(list(held))).select("index", "txn_id")
     return dict(rows.iter_rows())
-
-
-def _csv(frame: pl.DataFrame) -> bytes:
-    return frame.write_csv(include_header=False, datetime_format="%Y-%m-%dT%H:%M:%S%.6f%z").encode()
 
 
 QUARANTINE = """
@@ -282,7 +301,7 @@ async def quarantine_records(
         stored = {name: record[name] for name in STANDARD_FIELDS if record[name] is not None}
         stored.pop("payer_ref", None)
         if hashes.get(index):
-            stored["payer_hash"] = hashes[index]
+            stored["payer_hash"] = "\\x" + hashes[index].hex()
         text = orjson.dumps(mask_values(stored), option=orjson.OPT_SORT_KEYS).decode()
         code = held[index]
         for column, value in zip(

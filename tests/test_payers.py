@@ -1,12 +1,15 @@
 """payer_count: distinct payers from HyperLogLog sketches, within the stated
 error at 100,000 payers, mergeable across days, cities and enterprises."""
 
+import hmac
 from datetime import date
 from typing import Any
 
 import httpx
+from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from ingest.normalise import payer_hasher
 from ingest.payers import RELATIVE_STANDARD_ERROR
 from ingest.rollups import rebuild_rollups
 from tests.factories import enterprise_with_account, push, record
@@ -17,6 +20,30 @@ BOUND = 3 * RELATIVE_STANDARD_ERROR  # ±4.9 %: 99.7 % of estimates
 
 def within(estimate: int, exact: int) -> bool:
     return abs(estimate - exact) <= BOUND * exact
+
+
+def test_payer_hasher_is_hmac_sha256() -> None:
+    # RFC 4231 test case 1, then keys shorter than, as long as and longer than a block.
+    rfc = payer_hasher(bytes([0x0B] * 20))(b"Hi There").hex()
+    assert rfc == "b0344c61d8db38535ca8afceaf0bf12b881dc200c9833da726e9376c2e32cff7"
+    for key in (b"", b"k", bytes(range(64)), bytes(range(200))):
+        assert payer_hasher(key)(b"payer-1") == hmac.digest(key, b"payer-1", "sha256")
+
+
+async def test_stored_payer_hash_is_the_hmac_of_the_reference(
+    client: httpx.AsyncClient, admin: dict[str, str], provider_token: Any, engine: AsyncEngine
+) -> None:
+    cmb = await provider_token("cmb")
+    await enterprise_with_account(client, admin, provider="cmb", merchant_id="M1")
+    batch = [record("A", payer_ref="payer-1"), record("B", payer_ref="payer-1"), record("C")]
+    assert (await push(client, cmb, "b1", batch)).json()["inserted"] == 3
+    async with engine.connect() as conn:
+        stored = dict((await conn.execute(text("SELECT txn_id, payer_hash FROM records"))).all())
+    assert stored == {
+        "A": hmac.digest(b"test-secret", b"payer-1", "sha256"),
+        "B": hmac.digest(b"test-secret", b"payer-1", "sha256"),
+        "C": None,
+    }
 
 
 async def payer_counts(
