@@ -67,12 +67,12 @@ def estimate(union: hll_union) -> int:
     return int(round(union.get_estimate()))
 
 
-def sketch_of(payer_hashes: Iterable[str]) -> hll_sketch:
-    """A sketch of payer hashes (hex text)."""
-    sketch = hll_sketch(LG_K, TARGET)
+def sketch_of(payer_hashes: Iterable[str], base: bytes | None = None) -> bytes:
+    """A stored sketch (`base`, if any) with payer hashes (hex text) added."""
+    sketch = hll_sketch.deserialize(base) if base else hll_sketch(LG_K, TARGET)
     for payer in payer_hashes:
         sketch.update(payer)
-    return sketch
+    return bytes(sketch.serialize_compact())
 
 
 def _select_sql(table: Table) -> str:
@@ -104,10 +104,8 @@ UPSERTS = {table.name: _upsert_sql(table) for table in PAYER_TABLES.values()}
 
 async def add_to_payers(conn: AsyncConnection, inserted: pl.DataFrame) -> None:
     """Add the payers of a batch's newly inserted records to the sketch of every
-    rollup row they count in: a sketch per enterprise-grain key from its records,
-    a city-grain key's the union of its enterprises' (each payer hashed once),
-    each merged with the stored sketch of its key (one SELECT and one upsert per
-    grain).
+    rollup row they count in: grouped in polars, the stored sketches of those keys
+    loaded with one SELECT, merged, written back with one upsert per grain.
 
     Called after the batch's rollup upsert in the same transaction: the rollup
     rows of these keys are locked by then, so a concurrent batch cannot merge into
@@ -116,38 +114,21 @@ async def add_to_payers(conn: AsyncConnection, inserted: pl.DataFrame) -> None:
     payers = inserted.filter(pl.col("payer_hash").is_not_null())
     if not payers.height:
         return
-    fine_dims = _dims(rollup_enterprise_day)
-    city_dims = _dims(rollup_city_day)
-    fine = (
-        payers.group_by(fine_dims)
-        .agg(pl.col("payer_hash").bin.encode("hex"))
-        .sort(fine_dims)
-        .with_row_index("row")
-    )
-    fine_sketches = [sketch_of(hashes) for hashes in fine["payer_hash"].to_list()]
-    city = fine.group_by(city_dims).agg("row").sort(city_dims)
-    city_sketches = [
-        union_of(fine_sketches[row] for row in rows).get_result(TARGET)
-        for rows in city["row"].to_list()
-    ]
+    payers = payers.with_columns(pl.col("payer_hash").bin.encode("hex"))
     pg = await raw_connection(conn)
-    await _merge(pg, rollup_city_day_payers, city.select(city_dims), city_sketches)
-    await _merge(pg, rollup_enterprise_day_payers, fine.select(fine_dims), fine_sketches)
-
-
-async def _merge(pg: Any, table: Table, keys: pl.DataFrame, sketches: list[hll_sketch]) -> None:
-    """Store each key's sketch merged with the sketch stored at that key, if any."""
-    columns = [keys[d].to_list() for d in keys.columns]
-    stored = {
-        tuple(row)[:-1]: row["sketch"] for row in await pg.fetch(SELECTS[table.name], *columns)
-    }
-    merged = [
-        union_of([stored[key], sketch]).get_result(TARGET) if key in stored else sketch
-        for key, sketch in zip(keys.iter_rows(), sketches, strict=True)
-    ]
-    await pg.execute(
-        UPSERTS[table.name], *columns, [bytes(s.serialize_compact()) for s in merged]
-    )
+    for rollup, table in PAYER_TABLES.items():
+        dims = _dims(rollup)
+        fresh = payers.group_by(dims).agg(pl.col("payer_hash")).sort(dims)
+        keys = [fresh[d].to_list() for d in dims]
+        stored = {
+            tuple(row[d] for d in dims): row["sketch"]
+            for row in await pg.fetch(SELECTS[table.name], *keys)
+        }
+        sketches = [
+            sketch_of(hashes, stored.get(tuple(key)))
+            for *key, hashes in fresh.select(*dims, "payer_hash").iter_rows()
+        ]
+        await pg.execute(UPSERTS[table.name], *keys, sketches)
 
 
 REBUILD_SQL = """
@@ -184,7 +165,9 @@ async def rebuild_payers(conn: AsyncConnection, first_day: date, last_day: date)
     current: tuple[Any, ...] | None = None
     union = hll_union(LG_K)
     async for row in pg.cursor(REBUILD_SQL, first_day, last_day, prefetch=1000):
-        sketch = sketch_of(payer.hex() for payer in row["hashes"])
+        sketch = hll_sketch(LG_K, TARGET)
+        for payer in row["hashes"]:
+            sketch.update(payer.hex())
         fine.append((*(row[d] for d in fine_dims), bytes(sketch.serialize_compact())))
         key = tuple(row[d] for d in city_dims)
         if key != current:
