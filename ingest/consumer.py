@@ -67,7 +67,7 @@ from schemas.records import Outcome
 log = logging.getLogger(__name__)
 
 POLL_TIMEOUT_MS = 500
-MAX_POLL_RECORDS = 10_000
+MAX_POLL_RECORDS = 30_000
 FIRST_BACKOFF_S = 0.25
 MAX_BACKOFF_S = 10.0
 PROBE_EVERY_S = 5.0

@@ -112,7 +112,14 @@ def text_column(values: list[Any]) -> pl.Series:
     try:
         return pl.Series(values, dtype=pl.String, strict=True)
     except (TypeError, pl.exceptions.PolarsError):
-        return pl.Series([_as_text(v) for v in values], dtype=pl.String)
+        pass
+    # Integers (amounts sent as JSON numbers) in one go; polars would take True for 1.
+    if not any(isinstance(value, bool) for value in values):
+        try:
+            return pl.Series(values, dtype=pl.Int64, strict=True).cast(pl.String)
+        except (TypeError, OverflowError, pl.exceptions.PolarsError):
+            pass
+    return pl.Series([_as_text(v) for v in values], dtype=pl.String)
 
 
 WRONG_TYPE = "\ufffd"

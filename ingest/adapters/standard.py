@@ -47,19 +47,16 @@ def read(data: bytes, options: ReadOptions) -> RawBatch:
 def from_objects(items: list[Any], indexes: list[int] | None = None) -> RawBatch:
     """Decoded JSON values to standard columns; a value that is not an object is
     `malformed` and keeps its position."""
-    positions = indexes if indexes is not None else list(range(len(items)))
-    objects = [
-        (i, item) for i, item in zip(positions, items, strict=True) if isinstance(item, dict)
-    ]
+    positions = indexes if indexes is not None else range(len(items))
+    objects = [item for item in items if isinstance(item, dict)]
+    kept = [i for i, item in zip(positions, items, strict=True) if isinstance(item, dict)]
     malformed = [
         RowError(i, "malformed", "a record must be a JSON object")
         for i, item in zip(positions, items, strict=True)
         if not isinstance(item, dict)
     ]
-    columns = {
-        name: text_column([item.get(name) for _, item in objects]) for name in STANDARD_FIELDS
-    }
-    frame = pl.DataFrame({"index": pl.Series([i for i, _ in objects], dtype=pl.Int64), **columns})
+    columns = {name: text_column([item.get(name) for item in objects]) for name in STANDARD_FIELDS}
+    frame = pl.DataFrame({"index": pl.Series(kept, dtype=pl.Int64), **columns})
     return RawBatch(frame if objects else empty_frame(), malformed)
 
 
