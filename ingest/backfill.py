@@ -146,7 +146,7 @@ def line_chunks(
         position += len(line)
         if not trailer and layout.starts_trailer(line):
             trailer = True
-        if trailer or not line.strip():
+        if trailer or not line or line.isspace():
             body.append(line)
             continue
         if skip_rows:

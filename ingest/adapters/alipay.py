@@ -21,6 +21,7 @@ from ingest.adapters.base import (
     local_time,
     misaligned_rows,
     standard_columns,
+    text_lines,
     unpack,
 )
 from ingest.errors import BadRequest
@@ -47,11 +48,7 @@ REFUNDS = re.compile(r"#\s*退款合计[：:]\s*([0-9]+)\s*笔\s*[，,]\s*商家
 def read(data: bytes, options: ReadOptions) -> RawBatch:
     body, _ = unpack(data, _is_detail)
     text = decode(body, options, "gb18030").removeprefix("\ufeff")
-    lines = (
-        pl.DataFrame([pl.Series("line", text.split("\n")).str.strip_chars()])
-        .filter(pl.col("line") != "")
-        .with_columns(pl.col("line").str.starts_with("#").alias("comment"))
-    )
+    lines = text_lines(text).with_columns(pl.col("line").str.starts_with("#").alias("comment"))
     comments: list[str] = lines.filter("comment")["line"].to_list()
     table = lines.filter(~pl.col("comment"))
     if table.is_empty():

@@ -96,6 +96,14 @@ def standard_columns(frame: pl.DataFrame) -> pl.DataFrame:
     return frame.select(pl.col(name).cast(dtype) for name, dtype in RAW_SCHEMA.items())
 
 
+def text_lines(text: str) -> pl.DataFrame:
+    """The non-blank lines of a text (column `line`), stripped (split by polars:
+    half the time of `str.split` and a Series built from its list)."""
+    return pl.DataFrame(
+        [pl.Series("line", [text]).str.split("\n").explode().str.strip_chars()]
+    ).filter(pl.col("line") != "")
+
+
 def misaligned_rows(rows: pl.DataFrame, width: int) -> list[RowError]:
     """`malformed` errors for CSV rows (`index`, `cells`) whose column count is not
     the header's: a comma inside a value shifts every column after it."""
@@ -150,16 +158,16 @@ def decode(data: bytes, options: ReadOptions, default: str) -> str:
 LOCAL_OFFSET = "+08:00"
 """Asia/Shanghai has kept UTC+8 without daylight saving time since 1991."""
 
-YUAN = r"^([+-]?)([0-9]{1,13})(?:\.([0-9]{1,2}))?$"
+YUAN = r"^[+-]?[0-9]{1,13}(?:\.[0-9]{1,2})?$"
+LOCAL_TIME = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}[ T][0-9]{2}:[0-9]{2}:[0-9]{2}$"
 
 
 def fen_from_yuan(text: pl.Expr) -> pl.Expr:
-    """Signed integer fen of a yuan amount with at most two decimals, by string
-    arithmetic (never a float); null when the text is no such amount."""
-    parts = text.str.strip_chars().str.extract_groups(YUAN)
-    cents = parts.struct.field("3").fill_null("").str.pad_end(2, "0")
-    fen = (parts.struct.field("2") + cents).cast(pl.Int64)
-    return pl.when(parts.struct.field("1") == "-").then(-fen).otherwise(fen)
+    """Signed integer fen of a yuan amount with at most two decimals, through an
+    exact decimal (never a float); null when the text is no such amount."""
+    amount = text.str.strip_chars()
+    exact = amount.cast(pl.Decimal(16, 2), strict=False) * 100
+    return pl.when(amount.str.contains(YUAN)).then(exact.cast(pl.Int64))
 
 
 def amount_text(text: pl.Expr) -> pl.Expr:
@@ -173,9 +181,10 @@ def amount_text(text: pl.Expr) -> pl.Expr:
 def local_time(text: pl.Expr) -> pl.Expr:
     """`YYYY-MM-DD hh:mm:ss` local time as RFC 3339 with the Asia/Shanghai offset;
     other text passes unchanged for the normaliser to reject."""
-    return text.str.replace(
-        r"^([0-9]{4}-[0-9]{2}-[0-9]{2})[ T]([0-9]{2}:[0-9]{2}:[0-9]{2})$",
-        "${1}T${2}" + LOCAL_OFFSET,
+    return (
+        pl.when(text.str.contains(LOCAL_TIME))
+        .then(text.str.replace(" ", "T", literal=True) + LOCAL_OFFSET)
+        .otherwise(text)
     )
 
 

@@ -21,6 +21,7 @@ from ingest.adapters.base import (
     local_time,
     misaligned_rows,
     standard_columns,
+    text_lines,
     unpack,
 )
 from ingest.errors import BadRequest
@@ -53,9 +54,7 @@ DECLARED = {"row_count": SUMMARY, "order_fen": "订单总金额", "refund_fen": 
 def read(data: bytes, options: ReadOptions) -> RawBatch:
     body, _ = unpack(data, lambda name: name.lower().endswith(".csv"))
     text = decode(body, options, "utf-8-sig").removeprefix("\ufeff")
-    lines = pl.DataFrame([pl.Series("line", text.split("\n")).str.strip_chars()]).filter(
-        pl.col("line") != ""
-    )
+    lines = text_lines(text)
     if lines.is_empty():
         raise BadRequest("missing_columns", "no header row: this is not a WeChat Pay trade bill")
     header = _cells(lines["line"][0].split(","))
@@ -168,9 +167,12 @@ def _read_totals(row_count: int, cells: pl.DataFrame) -> dict[str, Any]:
     return {"row_count": row_count, **{key: int(value) for key, value in sums.items()}}
 
 
+TRAILER_STARTS = (SUMMARY.encode(), b"`" + SUMMARY.encode())
+"""The summary header, with or without its backtick (checked on every line)."""
+
 LAYOUT = Layout(
     header_lines=lambda first_lines: 1,
-    starts_trailer=lambda line: line.lstrip(b"`").startswith(SUMMARY.encode()),
+    starts_trailer=lambda line: line.startswith(TRAILER_STARTS),
     is_member=lambda name: name.lower().endswith(".csv"),
 )
 """The header leads; the summary header and its row close the file."""
