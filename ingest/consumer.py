@@ -15,7 +15,7 @@ What it guarantees, and why:
   when `PAYFEED_KAFKA_DLQ_TOPIC` is set, republished there before the offsets
   move (at least once: a crash in between republishes them).
 - **Rebalances lose and double-count nothing.** The loop holds at most two
-  polls (one being written, the next being decoded), under a lock that the
+  polls (one being written, the next being decoded and normalised), under a lock that the
   revocation callback also takes: the callback asks the loop to stop fetching,
   and returns once every poll in hand is stored and its offsets committed, so
   the next owner of a partition starts exactly where this one stopped. Should
@@ -59,7 +59,7 @@ from ingest.metrics import (
     KAFKA_LAG,
     RECORDS,
 )
-from ingest.normalise import normalise
+from ingest.normalise import Normalised, Window, normalise
 from ingest.settings import Settings
 from ingest.writer import WriteResult, write_batch
 from schemas.records import Outcome
@@ -161,10 +161,12 @@ class _FlushBeforeRevoke(ConsumerRebalanceListener):  # type: ignore[misc]
 
 @dataclass
 class _Fetched:
-    """One poll's messages by partition, decoded, and when they were taken."""
+    """One poll's messages by partition, decoded and normalised per provider, and
+    when they were taken."""
 
     messages: dict[TopicPartition, list[Message]]
     decoded: DecodedPoll
+    normalised: dict[str, Normalised]
     taken: float
 
 
@@ -271,7 +273,7 @@ class RecordConsumer:
         """Store polls until none comes, or a rebalance or a stop wants the
         partitions; return with every poll taken stored and committed.
 
-        The next poll is fetched and decoded while the current one is written, so
+        The next poll is fetched, decoded and normalised while the current one is written, so
         that Python and PostgreSQL work at the same time; writes stay one
         transaction at a time, in poll order (two of one consumer's transactions
         would contend for the same rows). At most two polls are in hand.
@@ -285,7 +287,7 @@ class RecordConsumer:
             following = fetched[0] if fetched else None
             if isinstance(stored, BaseException):
                 taken = [current, *([following] if isinstance(following, _Fetched) else [])]
-                _rewind(consumer, taken)
+                _rewind(consumer, [poll.messages for poll in taken])
                 raise stored
             if isinstance(following, BaseException):
                 raise following
@@ -305,7 +307,27 @@ class RecordConsumer:
             return None
         taken = time.monotonic()
         flat = [message for batch in messages.values() for message in batch]
-        return _Fetched(messages, await asyncio.to_thread(decode_poll, flat), taken)
+        try:
+            async with self.engine.connect() as conn:
+                window = await ingest_window(conn)
+            decoded, normalised = await asyncio.to_thread(self._prepare, flat, window)
+        except BaseException:
+            _rewind(consumer, [messages])
+            raise
+        return _Fetched(messages, decoded, normalised, taken)
+
+    def _prepare(
+        self, messages: list[Message], window: Window
+    ) -> tuple[DecodedPoll, dict[str, Normalised]]:
+        """Decode and normalise a poll (in a thread, while the previous poll is
+        written): all of a poll's Python work but the writer's."""
+        decoded = decode_poll(messages)
+        now = datetime.now(UTC)
+        normalised = {
+            provider: normalise(part.raw.frame, now=now, window=window, secret=self.secret)
+            for provider, part in decoded.batches.items()
+        }
+        return decoded, normalised
 
     async def _store(self, consumer: AIOKafkaConsumer, fetched: _Fetched) -> None:
         """Write a poll, then commit its offsets."""
@@ -323,17 +345,12 @@ class RecordConsumer:
         decoded = fetched.decoded
         results: dict[str, WriteResult] = {}
         async with self.engine.begin() as conn:
-            window = await ingest_window(conn)
-            now = datetime.now(UTC)
             # Providers in a fixed order: every poll's transaction takes its row locks
             # (records, then rollup rows by key) in the same order, so that concurrent
             # consumers queue rather than deadlock.
             for provider, part in sorted(decoded.batches.items()):
-                normalised = await asyncio.to_thread(
-                    normalise, part.raw.frame, now=now, window=window, secret=self.secret
-                )
                 results[provider] = await write_batch(
-                    conn, provider, part.raw, normalised, source=part.source
+                    conn, provider, part.raw, fetched.normalised[provider], source=part.source
                 )
             await quarantine_messages(conn, decoded.bad)
         if decoded.bad and self._producer is not None:
@@ -370,11 +387,11 @@ class RecordConsumer:
                 KAFKA_LAG.labels(tp.topic, str(tp.partition)).set(highwater - position)
 
 
-def _rewind(consumer: AIOKafkaConsumer, polls: list[_Fetched]) -> None:
+def _rewind(consumer: AIOKafkaConsumer, polls: list[dict[TopicPartition, list[Message]]]) -> None:
     """Seek back to the first message whose offset is not committed: for each
     partition, its first offset in the earliest of `polls` that holds it."""
-    for fetched in reversed(polls):
-        for tp, messages in fetched.messages.items():
+    for poll in reversed(polls):
+        for tp, messages in poll.items():
             consumer.seek(tp, messages[0].offset)
 
 
