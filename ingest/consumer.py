@@ -68,6 +68,8 @@ log = logging.getLogger(__name__)
 
 POLL_TIMEOUT_MS = 500
 MAX_POLL_RECORDS = 30_000
+FETCH_BYTES = 4 * 1024 * 1024
+"""Per partition and fetch: a full poll in one or two fetches."""
 FIRST_BACKOFF_S = 0.25
 MAX_BACKOFF_S = 10.0
 PROBE_EVERY_S = 5.0
@@ -238,6 +240,7 @@ class RecordConsumer:
             auto_offset_reset="earliest",
             session_timeout_ms=self.session_timeout_ms,
             heartbeat_interval_ms=self.session_timeout_ms // 3,
+            max_partition_fetch_bytes=FETCH_BYTES,
         )
         consumer.subscribe([self.topic], listener=_FlushBeforeRevoke(self._in_hand))
         producer = (
