@@ -15,13 +15,13 @@ What it guarantees, and why:
   when `PAYFEED_KAFKA_DLQ_TOPIC` is set, republished there before the offsets
   move (at least once: a crash in between republishes them).
 - **Rebalances lose and double-count nothing.** The loop holds at most two
-  polls (one being written, the next being decoded and normalised), under a lock that the
-  revocation callback also takes: the callback asks the loop to stop fetching,
-  and returns once every poll in hand is stored and its offsets committed, so
-  the next owner of a partition starts exactly where this one stopped. Should
-  the group drop this member anyway (a session timeout during a long write),
-  its commit fails and the next owner re-reads from the last commit:
-  duplicates, no effect.
+  polls (one being written, the next being decoded and normalised), under a
+  lock that the revocation callback also takes: the callback asks the loop to
+  stop fetching, and returns once every poll in hand is stored and its offsets
+  committed, so the next owner of a partition starts exactly where this one
+  stopped. Should the group drop this member anyway (a session timeout during a
+  long write), its commit fails and the next owner re-reads from the last
+  commit: duplicates, no effect.
 - **Outages.** When the database or the broker cannot be reached (or the
   database rolls a transaction back), the poll's transaction rolls back, the
   consumer seeks back to the first offsets of the polls in hand, reports
@@ -276,10 +276,11 @@ class RecordConsumer:
         """Store polls until none comes, or a rebalance or a stop wants the
         partitions; return with every poll taken stored and committed.
 
-        The next poll is fetched, decoded and normalised while the current one is written, so
-        that Python and PostgreSQL work at the same time; writes stay one
-        transaction at a time, in poll order (two of one consumer's transactions
-        would contend for the same rows). At most two polls are in hand.
+        The next poll is fetched, decoded and normalised while the current one
+        is written, so that Python and PostgreSQL work at the same time; writes
+        stay one transaction at a time, in poll order (two of one consumer's
+        transactions would contend for the same rows). At most two polls are in
+        hand.
         """
         current = await self._fetch(consumer)
         while current is not None:
