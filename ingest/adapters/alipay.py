@@ -16,13 +16,13 @@ from ingest.adapters.base import (
     ReadOptions,
     RowError,
     amount_text,
-    decode,
+    csv_rows,
     fen_from_yuan,
     local_time,
     misaligned_rows,
     standard_columns,
-    text_lines,
     unpack,
+    utf8,
 )
 from ingest.errors import BadRequest
 
@@ -47,30 +47,29 @@ REFUNDS = re.compile(r"#\s*退款合计[：:]\s*([0-9]+)\s*笔\s*[，,]\s*商家
 
 def read(data: bytes, options: ReadOptions) -> RawBatch:
     body, _ = unpack(data, _is_detail)
-    text = decode(body, options, "gb18030").removeprefix("\ufeff")
-    lines = text_lines(text).with_columns(pl.col("line").str.starts_with("#").alias("comment"))
-    comments: list[str] = lines.filter("comment")["line"].to_list()
-    table = lines.filter(~pl.col("comment"))
-    if table.is_empty():
+    text = utf8(body, options, "gb18030")
+    lines = pl.read_lines(text)["line"].str.strip_chars()
+    comment = lines.str.starts_with("#")
+    comments: list[str] = lines.filter(comment).to_list()
+    filled = ((lines != "") & ~comment).arg_true()
+    if filled.is_empty():
         raise BadRequest("missing_columns", "no header row: this is not an Alipay detail bill")
-    header = [_header_name(name) for name in table["line"][0].split(",")]
+    header_at = int(filled[0])
+    header = [_header_name(name) for name in lines[header_at].split(",")]
     missing = [name for name in COLUMNS.values() if name not in header]
     if missing:
         raise BadRequest("missing_columns", f"the header lacks {', '.join(missing)}")
     merchant_id = _merchant_id(comments)
 
+    picks = {key: header.index(name) for key, name in COLUMNS.items()}
     rows = (
-        table.slice(1)
+        csv_rows(text, lines, header_at, picks)
+        .filter((pl.col("line") != "") & ~pl.col("line").str.starts_with("#"))
         .with_row_index("index")
-        .select(pl.col("index").cast(pl.Int64), pl.col("line").str.split(",").alias("cells"))
     )
-    fits = pl.col("cells").list.len() == len(header)
+    fits = pl.col("fields") == len(header)
     cells = rows.filter(fits).select(
-        "index",
-        *(
-            pl.col("cells").list.get(header.index(name)).str.strip_chars().alias(key)
-            for key, name in COLUMNS.items()
-        ),
+        pl.col("index").cast(pl.Int64), *(pl.col(key).str.strip_chars() for key in picks)
     )
     kind = pl.col("biz_type").replace_strict(KINDS, default=None)
     refund = kind == "refund"
@@ -179,7 +178,7 @@ def _header_lines(first_lines: list[bytes]) -> int:
 
 LAYOUT = Layout(
     header_lines=_header_lines,
-    starts_trailer=lambda line: line.startswith(b"#"),
+    trailer_prefixes=(b"#",),
     is_member=_is_detail,
 )
 """Comments and the header lead; the `#…合计` comments after the rows close the file."""

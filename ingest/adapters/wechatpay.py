@@ -16,13 +16,13 @@ from ingest.adapters.base import (
     ReadOptions,
     RowError,
     amount_text,
-    decode,
+    csv_rows,
     fen_from_yuan,
     local_time,
     misaligned_rows,
     standard_columns,
-    text_lines,
     unpack,
+    utf8,
 )
 from ingest.errors import BadRequest
 
@@ -53,38 +53,31 @@ DECLARED = {"row_count": SUMMARY, "order_fen": "订单总金额", "refund_fen": 
 
 def read(data: bytes, options: ReadOptions) -> RawBatch:
     body, _ = unpack(data, lambda name: name.lower().endswith(".csv"))
-    text = decode(body, options, "utf-8-sig").removeprefix("\ufeff")
-    lines = text_lines(text)
-    if lines.is_empty():
+    text = utf8(body, options, "utf-8")
+    lines = pl.read_lines(text)["line"]
+    filled = (lines.str.strip_chars() != "").arg_true()
+    if filled.is_empty():
         raise BadRequest("missing_columns", "no header row: this is not a WeChat Pay trade bill")
-    header = _cells(lines["line"][0].split(","))
+    header_at = int(filled[0])
+    header = _cells(lines[header_at].split(","))
     sub_merchant = next((name for name in SUB_MERCHANT if name in header), None)
     missing = [name for name in COLUMNS.values() if name not in header]
     if missing:
         raise BadRequest("missing_columns", f"the header lacks {', '.join(missing)}")
 
-    split = (
-        lines.slice(1)
-        .select(pl.col("line").str.split(",").alias("cells"))
-        .with_columns((_value(pl.col("cells").list.first()) == SUMMARY).cum_sum().alias("part"))
-    )
-    rows = (
-        split.filter(pl.col("part") == 0)
-        .with_row_index("index")
-        .select(pl.col("index").cast(pl.Int64), "cells")
-    )
-    fits = pl.col("cells").list.len() == len(header)
     columns = {**COLUMNS, "sub_merchant": sub_merchant}
+    picks = {key: header.index(name) for key, name in columns.items() if name}
+    table = (
+        csv_rows(text, lines, header_at, {"first": 0, **picks})
+        .filter(pl.col("line") != "")
+        .with_columns((_value(pl.col("first")) == SUMMARY).cum_sum().alias("part"))
+    )
+    rows = table.filter(pl.col("part") == 0).with_row_index("index")
+    fits = pl.col("fields") == len(header)
     cells = rows.filter(fits).select(
-        "index",
-        *(
-            (
-                _value(pl.col("cells").list.get(header.index(name)))
-                if name
-                else pl.lit("", dtype=pl.String)
-            ).alias(key)
-            for key, name in columns.items()
-        ),
+        pl.col("index").cast(pl.Int64),
+        *(_value(pl.col(key)).alias(key) for key in picks),
+        *([] if sub_merchant else [pl.lit("", dtype=pl.String).alias("sub_merchant")]),
     )
     status = pl.col("status").str.to_uppercase()
     kind = status.replace_strict(KINDS, default=None)
@@ -122,7 +115,7 @@ def read(data: bytes, options: ReadOptions) -> RawBatch:
         .select("index", "status", "order_no")
         .iter_rows()
     ]
-    summary = [_cells(row) for row in split.filter(pl.col("part") > 0)["cells"].to_list()]
+    summary = [_cells(line.split(",")) for line in table.filter(pl.col("part") > 0)["line"]]
     return RawBatch(
         frame,
         sorted(malformed, key=lambda e: e.index),
@@ -167,12 +160,9 @@ def _read_totals(row_count: int, cells: pl.DataFrame) -> dict[str, Any]:
     return {"row_count": row_count, **{key: int(value) for key, value in sums.items()}}
 
 
-TRAILER_STARTS = (SUMMARY.encode(), b"`" + SUMMARY.encode())
-"""The summary header, with or without its backtick (checked on every line)."""
-
 LAYOUT = Layout(
     header_lines=lambda first_lines: 1,
-    starts_trailer=lambda line: line.startswith(TRAILER_STARTS),
+    trailer_prefixes=(SUMMARY.encode(), b"`" + SUMMARY.encode()),
     is_member=lambda name: name.lower().endswith(".csv"),
 )
 """The header leads; the summary header and its row close the file."""
