@@ -6,6 +6,7 @@ that applies. Codes that need the database (`unknown_merchant`, `conflict`) are
 the writer's.
 """
 
+import functools
 import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -211,11 +212,49 @@ def _payer_hash_column(valid: pl.DataFrame, secret: bytes) -> pl.Expr:
     """Hash each distinct payer reference once (a payer pays many times; HMAC
     needs Python). A replayed quarantined record brings its hash already, as the
     `\\x`-prefixed hex text the quarantine keeps."""
-    refs = valid["payer_ref"].drop_nulls().unique()
-    digest = payer_hasher(secret)
-    hashes = pl.Series([digest(ref.encode()) for ref in refs.to_list()], dtype=pl.Binary)
-    hashed = pl.col("payer_ref").replace_strict(refs, hashes, default=None, return_dtype=pl.Binary)
+    known = payer_hashes(secret).of(valid["payer_ref"].drop_nulls().unique())
+    hashed = pl.col("payer_ref").replace_strict(
+        known["payer_ref"], known["payer_hash"], default=None, return_dtype=pl.Binary
+    )
     if "payer_hash" in valid.columns:
         stored = pl.col("payer_hash").str.strip_prefix("\\x").str.decode("hex")
         return pl.coalesce(stored, hashed).alias("payer_hash")
     return hashed.alias("payer_hash")
+
+
+PAYER_CACHE = 200_000
+"""References whose hash a process keeps: about 40 MB at the longest usual
+references (card tokens, WeChat openids), a small part of a backfill's memory."""
+
+
+class PayerHashes:
+    """The HMACs of payer references under one secret, keeping the last
+    `PAYER_CACHE` references hashed: payers come back (the same customers at the
+    same shops, day after day), and HMAC, one Python call per reference, is the
+    largest cost of normalising a batch. Only the hashes of references not seen
+    lately are computed; the cache is looked up by a join, not a loop."""
+
+    def __init__(self, secret: bytes) -> None:
+        self._digest = payer_hasher(secret)
+        self._known = pl.DataFrame(schema={"payer_ref": pl.String, "payer_hash": pl.Binary})
+
+    def of(self, refs: pl.Series) -> pl.DataFrame:
+        """`payer_ref`, `payer_hash` of distinct references `refs`."""
+        looked_up = refs.alias("payer_ref").to_frame().join(self._known, on="payer_ref", how="left")
+        found = looked_up.filter(pl.col("payer_hash").is_not_null())
+        missing = looked_up.filter(pl.col("payer_hash").is_null())["payer_ref"]
+        hashed = pl.DataFrame(
+            [
+                missing,
+                pl.Series("payer_hash", [self._digest(ref.encode()) for ref in missing], pl.Binary),
+            ]
+        )
+        # A concurrent batch's update may be lost here: that costs a later miss, no error.
+        self._known = pl.concat([self._known, hashed]).tail(PAYER_CACHE)
+        return pl.concat([found, hashed])
+
+
+@functools.cache
+def payer_hashes(secret: bytes) -> PayerHashes:
+    """One cache per secret for the life of the process."""
+    return PayerHashes(secret)

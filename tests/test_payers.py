@@ -6,10 +6,13 @@ from datetime import date
 from typing import Any
 
 import httpx
+import polars as pl
+import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from ingest.normalise import payer_hasher
+from ingest import normalise
+from ingest.normalise import PayerHashes, payer_hasher
 from ingest.payers import RELATIVE_STANDARD_ERROR
 from ingest.rollups import rebuild_rollups
 from tests.factories import enterprise_with_account, push, record
@@ -28,6 +31,19 @@ def test_payer_hasher_is_hmac_sha256() -> None:
     assert rfc == "b0344c61d8db38535ca8afceaf0bf12b881dc200c9833da726e9376c2e32cff7"
     for key in (b"", b"k", bytes(range(64)), bytes(range(200))):
         assert payer_hasher(key)(b"payer-1") == hmac.digest(key, b"payer-1", "sha256")
+
+
+def test_payer_hashes_are_the_hmacs_whether_remembered_or_not(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(normalise, "PAYER_CACHE", 3)
+    hashes = PayerHashes(b"secret")
+    for refs in (["a", "b"], ["b", "c", "d"], ["a", "d", "e"], []):
+        got = hashes.of(pl.Series(refs, dtype=pl.String))
+        assert dict(got.iter_rows()) == {
+            ref: hmac.digest(b"secret", ref.encode(), "sha256") for ref in refs
+        }
+    assert hashes._known["payer_ref"].to_list() == ["d", "a", "e"]  # the three hashed last
 
 
 async def test_stored_payer_hash_is_the_hmac_of_the_reference(
