@@ -219,11 +219,11 @@ def fen_from_yuan(text: pl.Expr) -> pl.Expr:
     return pl.when(amount.str.contains(YUAN)).then(exact.cast(pl.Int64))
 
 
-def amount_text(text: pl.Expr) -> pl.Expr:
+def amount_text(text: pl.Expr, fen: pl.Expr | None = None) -> pl.Expr:
     """The absolute amount in fen as decimal text (the standard's `amount_fen`); text
     that is no yuan amount passes unchanged, so that the normaliser rejects it as
-    `invalid_field`."""
-    fen = fen_from_yuan(text)
+    `invalid_field`. `fen`: `fen_from_yuan(text)` when the caller has it already."""
+    fen = fen_from_yuan(text) if fen is None else fen
     return pl.when(fen.is_not_null()).then(fen.abs().cast(pl.String)).otherwise(text)
 
 

@@ -74,24 +74,33 @@ def read(data: bytes, options: ReadOptions) -> RawBatch:
     )
     rows = table.filter(pl.col("part") == 0).with_row_index("index")
     fits = pl.col("fields") == len(header)
-    cells = rows.filter(fits).select(
-        pl.col("index").cast(pl.Int64),
-        *(_value(pl.col(key)).alias(key) for key in picks),
-        *([] if sub_merchant else [pl.lit("", dtype=pl.String).alias("sub_merchant")]),
-    )
     status = pl.col("status").str.to_uppercase()
-    kind = status.replace_strict(KINDS, default=None)
-    refund = kind == "refund"
-    records = cells.filter(~status.is_in(NOT_RECORDS))
+    cells = (
+        rows.filter(fits)
+        .select(
+            pl.col("index").cast(pl.Int64),
+            *(_value(pl.col(key)).alias(key) for key in picks),
+            *([] if sub_merchant else [pl.lit("", dtype=pl.String).alias("sub_merchant")]),
+        )
+        .with_columns(
+            status.replace_strict(KINDS, default=None).alias("kind"),
+            status.is_in(NOT_RECORDS).alias("not_record"),
+            fen_from_yuan(pl.col("order_yuan")).alias("order_fen"),
+            fen_from_yuan(pl.col("refund_yuan")).alias("refund_fen"),
+        )
+    )
+    refund = pl.col("kind") == "refund"
+    records = cells.filter(~pl.col("not_record"))
     frame = (
-        records.filter(kind.is_not_null())
+        records.filter(pl.col("kind").is_not_null())
         .select(
             "index",
             pl.when(refund).then("refund_no").otherwise("order_no").alias("txn_id"),
-            kind.alias("kind"),
-            amount_text(pl.when(refund).then("refund_yuan").otherwise("order_yuan")).alias(
-                "amount_fen"
-            ),
+            "kind",
+            pl.when(refund)
+            .then(amount_text(pl.col("refund_yuan"), pl.col("refund_fen")))
+            .otherwise(amount_text(pl.col("order_yuan"), pl.col("order_fen")))
+            .alias("amount_fen"),
             pl.when(pl.col("currency") != "").then("currency").alias("currency"),
             local_time(pl.col("traded_at")).alias("occurred_at"),
             pl.when(~pl.col("sub_merchant").is_in(["", "0"]))
@@ -111,7 +120,7 @@ def read(data: bytes, options: ReadOptions) -> RawBatch:
     malformed = misaligned_rows(rows.filter(~fits), len(header))
     malformed += [
         RowError(i, "invalid_field", f"unknown 交易状态 {s!r}", field="交易状态", txn_id=no or None)
-        for i, s, no in records.filter(kind.is_null())
+        for i, s, no in records.filter(pl.col("kind").is_null())
         .select("index", "status", "order_no")
         .iter_rows()
     ]
@@ -153,11 +162,11 @@ def _declared_totals(summary: list[list[str]]) -> dict[str, Any] | None:
 
 def _read_totals(row_count: int, cells: pl.DataFrame) -> dict[str, Any]:
     """The declared figures, counted from the rows."""
-    sums = cells.select(
-        fen_from_yuan(pl.col("order_yuan")).sum().alias("order_fen"),
-        fen_from_yuan(pl.col("refund_yuan")).sum().alias("refund_fen"),
-    ).row(0, named=True)
-    return {"row_count": row_count, **{key: int(value) for key, value in sums.items()}}
+    sums = cells.select(pl.col("order_fen").sum(), pl.col("refund_fen").sum())
+    return {
+        "row_count": row_count,
+        **{key: int(value) for key, value in sums.row(0, named=True).items()},
+    }
 
 
 LAYOUT = Layout(
