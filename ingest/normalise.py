@@ -208,18 +208,18 @@ def normalise(frame: pl.DataFrame, *, now: datetime, window: Window, secret: byt
     return Normalised(first, repeats, rejected.cast(ERROR_SCHEMA))  # type: ignore[arg-type]
 
 
-def _payer_hash_column(valid: pl.DataFrame, secret: bytes) -> pl.Expr:
+def _payer_hash_column(valid: pl.DataFrame, secret: bytes) -> pl.Series:
     """Hash each distinct payer reference once (a payer pays many times; HMAC
     needs Python). A replayed quarantined record brings its hash already, as the
     `\\x`-prefixed hex text the quarantine keeps."""
     known = payer_hashes(secret).of(valid["payer_ref"].drop_nulls().unique())
-    hashed = pl.col("payer_ref").replace_strict(
-        known["payer_ref"], known["payer_hash"], default=None, return_dtype=pl.Binary
-    )
+    hashed = valid.select("payer_ref").join(
+        known, on="payer_ref", how="left", maintain_order="left"
+    )["payer_hash"]
     if "payer_hash" in valid.columns:
-        stored = pl.col("payer_hash").str.strip_prefix("\\x").str.decode("hex")
-        return pl.coalesce(stored, hashed).alias("payer_hash")
-    return hashed.alias("payer_hash")
+        stored = valid["payer_hash"].str.strip_prefix("\\x").str.decode("hex")
+        return pl.select(pl.coalesce(stored, hashed)).to_series().alias("payer_hash")
+    return hashed
 
 
 PAYER_CACHE = 200_000
