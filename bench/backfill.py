@@ -2,7 +2,8 @@
 
 Generates a standard CSV of N rows and a WeChat Pay bill of N rows, backfills
 both with `payfeed backfill` (one command per provider, run side by side) into
-a fresh embedded database, then COPYs the same
+a fresh embedded database (its WAL written once before, see `warm_wal`), then
+COPYs the same
 stored rows into an empty table with the same indexes. Last line:
 `backfill records_per_s=<n> copy_records_per_s=<n> ratio=<x> peak_rss_mb=<m>`
 (peak RSS of the backfill processes).
@@ -27,6 +28,7 @@ from bench.common import (  # noqa: E402
     copy_rate,
     temp_home,
     uscc_for,
+    warm_wal,
 )
 
 MERCHANTS = 400
@@ -116,6 +118,7 @@ def main() -> None:
     )
     cli(env, "registry", "import", "--kind", "enterprises", str(enterprises))
     cli(env, "registry", "import", "--kind", "merchant-accounts", str(registry))
+    warm_wal(home, 2 * args.records)
     started = time.perf_counter()
     # The two providers' files are loaded side by side, as ops would run them.
     loads = [

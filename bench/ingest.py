@@ -2,7 +2,8 @@
 
 Starts `payfeed serve` on a fresh embedded database, registers merchants, pushes
 batches of 10,000 standard records from a separate client process, then COPYs
-the same stored rows into an empty table with the same indexes. Last line:
+the same stored rows into an empty table with the same indexes (the WAL is
+written once before the pushes: see `bench.common.warm_wal`). Last line:
 `ingest_http records_per_s=<n> copy_records_per_s=<n> ratio=<x>`.
 """
 
@@ -23,6 +24,7 @@ from bench.common import (  # noqa: E402
     served,
     standard_records,
     temp_home,
+    warm_wal,
 )
 
 BATCH = 10_000
@@ -86,6 +88,7 @@ def main() -> None:
         bodies = [orjson.dumps(records[i : i + BATCH]) for i in range(0, len(records), BATCH)]
         warm = standard_records(IN_FLIGHT * 100, merchants, prefix="W")
         warmup = [orjson.dumps(warm[i : i + 100]) for i in range(0, len(warm), 100)]
+        warm_wal(home, args.records)
         queue: multiprocessing.Queue[float] = multiprocessing.Queue()
         client = multiprocessing.Process(target=push_all, args=(base, token, warmup, bodies, queue))
         client.start()

@@ -7,7 +7,8 @@ by its txn_id; `--per-message K` sends JSON arrays of K instead), then runs
 `payfeed consume` until every record is stored. The rate counts from the
 consumer's first assignment (process start-up and the group join, which Tansu
 delays by a few seconds, are reported apart) to the last record stored. Then it
-COPYs the same stored rows into an empty table with the same indexes. Last line:
+COPYs the same stored rows into an empty table with the same indexes (the WAL
+is written once before the consumers start: see `bench.common.warm_wal`). Last line:
 `ingest_kafka records_per_s=<n> copy_records_per_s=<n> ratio=<x>`.
 """
 
@@ -31,6 +32,7 @@ from bench.common import (  # noqa: E402
     standard_records,
     temp_home,
     uscc_for,
+    warm_wal,
 )
 
 PROVIDER = "bench"
@@ -225,6 +227,7 @@ def main() -> None:
         topic = "bench.records"
         produced = asyncio.run(prepare(url, bootstrap, topic, args.records, args.per_message))
         print(f"produced {args.records} records, {args.per_message} a message, in {produced:.2f} s")
+        warm_wal(home, args.records)
         env = {
             **bench_env(home),
             "PAYFEED_LOG_LEVEL": "INFO",
