@@ -195,8 +195,8 @@ def normalise(frame: pl.DataFrame, *, now: datetime, window: Window, secret: byt
         "original_txn_id",
         _payer_hash_column(valid, secret),
     )
-    first = typed.filter(pl.col("txn_id").is_first_distinct())
-    later = typed.filter(~pl.col("txn_id").is_first_distinct())
+    is_first = typed["txn_id"].is_first_distinct()
+    first, later = typed.filter(is_first), typed.filter(~is_first)
     repeats = later.join(first, on="txn_id", suffix="_first").select(
         "index",
         "txn_id",

@@ -16,6 +16,7 @@ DataSketches updates one item per call; the sketch work is a tight loop over a
 batch's payer hashes (well under a microsecond each), done once per batch.
 """
 
+from collections import deque
 from collections.abc import Iterable, Sequence
 from datetime import date
 from typing import Any
@@ -70,8 +71,9 @@ def estimate(union: hll_union) -> int:
 def sketch_of(payer_hashes: Iterable[str], base: bytes | None = None) -> bytes:
     """A stored sketch (`base`, if any) with payer hashes (hex text) added."""
     sketch = hll_sketch.deserialize(base) if base else hll_sketch(LG_K, TARGET)
-    for payer in payer_hashes:
-        sketch.update(payer)
+    # Each update is one call into the library: a deque that keeps nothing drives
+    # `map` in C, half the time of a Python loop over the same calls.
+    deque(map(sketch.update, payer_hashes), maxlen=0)
     return bytes(sketch.serialize_compact())
 
 

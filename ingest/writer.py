@@ -15,7 +15,6 @@ COPY then fails again inside its savepoint, and the check runs again.
 """
 
 import hashlib
-import io
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -208,14 +207,15 @@ async def _copy_records(conn: AsyncConnection, pg: Any, rows: pl.DataFrame) -> b
         return True
     table = rows.select(RECORD_COLUMNS).to_arrow()
     encoder = ArrowToPostgresBinaryEncoder(table.schema)
-    data = bytearray(encoder.write_header())
-    for batch in table.to_batches():
-        data += encoder.write_batch(batch)
-    data += encoder.finish()
+    data = b"".join(
+        [encoder.write_header(), *map(encoder.write_batch, table.to_batches()), encoder.finish()]
+    )
     try:
         async with conn.begin_nested():
+            # A buffer is sent as it is (bytes would be taken for a path, and a file
+            # is read in 512 KB pieces through the thread pool).
             await pg.copy_to_table(
-                "records", source=io.BytesIO(data), columns=RECORD_COLUMNS, format="binary"
+                "records", source=memoryview(data), columns=RECORD_COLUMNS, format="binary"
             )
     except asyncpg.UniqueViolationError:
         return False
