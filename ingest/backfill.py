@@ -189,8 +189,8 @@ def _blocks(stream: IO[bytes]) -> Iterator[bytes]:
         yield carry
 
 
-WHITESPACE = np.array([False] * 256)
-WHITESPACE[[9, 10, 11, 12, 13, 32]] = True
+WHITESPACE = np.zeros(256, bool)
+WHITESPACE[list(b"\t\n\v\f\r ")] = True
 """The bytes `bytes.isspace` takes for blank."""
 
 
@@ -229,8 +229,9 @@ def _first_line_starting_with(
     lines = np.arange(len(starts))
     for shift, byte in enumerate(prefix):
         at = starts[lines] + shift
-        lines = lines[at < len(octets)]
-        lines = lines[octets[at[at < len(octets)]] == byte]
+        inside = at < len(octets)
+        lines, at = lines[inside], at[inside]
+        lines = lines[octets[at] == byte]
     return int(lines[0]) if len(lines) else None
 
 

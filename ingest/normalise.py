@@ -223,8 +223,12 @@ def _payer_hash_column(valid: pl.DataFrame, secret: bytes) -> pl.Series:
 
 
 PAYER_CACHE = 200_000
-"""References whose hash a process keeps: about 40 MB at the longest usual
-references (card tokens, WeChat openids), a small part of a backfill's memory."""
+"""References whose hash a process keeps: about 25 MB with references of 64
+characters (card tokens, WeChat openids are shorter), a small part of a
+backfill's memory."""
+MAX_CHUNKS = 64
+"""Each batch's new hashes are appended as a chunk; past this many the cache is
+made one again, so that a long-running consumer's lookups stay one join."""
 
 
 class PayerHashes:
@@ -249,8 +253,10 @@ class PayerHashes:
                 pl.Series("payer_hash", [self._digest(ref.encode()) for ref in missing], pl.Binary),
             ]
         )
-        # A concurrent batch's update may be lost here: that costs a later miss, no error.
-        self._known = pl.concat([self._known, hashed]).tail(PAYER_CACHE)
+        if hashed.height:
+            # A concurrent batch's update may be lost here: a later miss, no error.
+            known = pl.concat([self._known, hashed]).tail(PAYER_CACHE)
+            self._known = known.rechunk() if known.n_chunks() > MAX_CHUNKS else known
         return pl.concat([found, hashed])
 
 
