@@ -3,8 +3,7 @@
 Generates a standard CSV of N rows and a WeChat Pay bill of N rows, backfills
 both with `payfeed backfill` (one command per provider, run side by side) into
 a fresh embedded database (its WAL written once before, see `warm_wal`), then
-COPYs the same
-stored rows into an empty table with the same indexes. Last line:
+COPYs the same stored rows into an empty table with the same indexes. Last line:
 `backfill records_per_s=<n> copy_records_per_s=<n> ratio=<x> peak_rss_mb=<m>`
 (peak RSS of the backfill processes).
 """

@@ -121,8 +121,8 @@ def _is_utf8(encoding: str) -> bool:
 
 def csv_rows(text: bytes, lines: pl.Series, header_at: int, picks: dict[str, int]) -> pl.DataFrame:
     """The lines of an unquoted CSV text after its header (line `header_at` of
-    `lines`, the text's lines as `polars.read_lines` gives them), one row each:
-    `line` (stripped: "" when blank), `fields` (how many values it holds) and the
+    `lines`, the text's lines as `polars.read_lines` gives them, stripped), one
+    row each: `line` ("" when blank), `fields` (how many values it holds) and the
     raw value of each picked column (by position; "" where the line is short).
 
     Polars' CSV reader splits out the picked values (a third of the time of
@@ -146,7 +146,7 @@ def csv_rows(text: bytes, lines: pl.Series, header_at: int, picks: dict[str, int
     assert values.height == after.len(), "the CSV reader and the line reader disagree"
     return pl.DataFrame(
         [
-            after.str.strip_chars().alias("line"),
+            after.alias("line"),
             (after.str.count_matches(",", literal=True) + 1).alias("fields"),
             *(values[f"column_{i}"].alias(name) for name, i in picks.items()),
         ]

@@ -54,8 +54,8 @@ DECLARED = {"row_count": SUMMARY, "order_fen": "订单总金额", "refund_fen": 
 def read(data: bytes, options: ReadOptions) -> RawBatch:
     body, _ = unpack(data, lambda name: name.lower().endswith(".csv"))
     text = utf8(body, options, "utf-8")
-    lines = pl.read_lines(text)["line"]
-    filled = (lines.str.strip_chars() != "").arg_true()
+    lines = pl.read_lines(text)["line"].str.strip_chars()
+    filled = (lines != "").arg_true()
     if filled.is_empty():
         raise BadRequest("missing_columns", "no header row: this is not a WeChat Pay trade bill")
     header_at = int(filled[0])
