@@ -5,7 +5,10 @@ FROM python:3.11-slim AS build
 WORKDIR /opt/payfeed
 COPY pyproject.toml README.md ./
 COPY app app
+COPY store store
 COPY ingest ingest
+COPY campaign campaign
+COPY demo demo
 COPY schemas schemas
 COPY migrations migrations
 RUN python -m venv /venv && /venv/bin/pip install --no-cache-dir -e .

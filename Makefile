@@ -20,7 +20,7 @@ run: install
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/mypy schemas ingest
+	$(BIN)/mypy schemas store ingest campaign demo app
 
 test: lint
 	$(BIN)/python -m pytest -q

@@ -7,9 +7,9 @@ from fastapi import APIRouter, Header, Query, Request
 from app.deps import AnyCaller, Conn, Provider, SettingsDep
 from ingest.adapters import FORMATS, ReadOptions
 from ingest.batches import ingest_batch, stored_answer
-from ingest.errors import BadRequest, Forbidden, NotFound, TooLarge, UnsupportedMediaType
 from schemas.api import BatchAnswer
 from schemas.records import Role
+from store.errors import BadRequest, Forbidden, NotFound, TooLarge, UnsupportedMediaType
 
 router = APIRouter(prefix="/v1/batches", tags=["batches"])
 

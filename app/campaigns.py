@@ -6,11 +6,11 @@ from fastapi import APIRouter, Path, Request
 
 from app.deps import Admin, Conn, Viewer
 from app.registry import media_type
-from ingest.campaigns import campaign_summary, put_campaign
-from ingest.errors import RuleViolation
-from ingest.registry import parse_rows
+from campaign.campaigns import campaign_summary, put_campaign
+from campaign.registry import parse_rows
 from schemas.api import Campaign, CampaignSummary
 from schemas.registry import CampaignIn
+from store.errors import RuleViolation
 
 router = APIRouter(prefix="/v1/campaigns", tags=["campaigns"])
 

@@ -12,10 +12,10 @@ from fastapi import Depends, Request
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from ingest.errors import Forbidden, PayfeedError, Unauthorized
-from ingest.settings import Settings
-from ingest.tokens import Principal, authenticate
 from schemas.records import Role
+from store.errors import Forbidden, PayfeedError, Unauthorized
+from store.settings import Settings
+from store.tokens import Principal, authenticate
 
 
 class DatabaseUnavailable(PayfeedError):

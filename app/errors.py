@@ -4,7 +4,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
-from ingest.errors import PayfeedError
+from store.errors import PayfeedError
 
 
 def error_body(code: str, message: str) -> dict[str, dict[str, str]]:

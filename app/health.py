@@ -10,8 +10,8 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from app.deps import engine_of
 from ingest.metrics import DB_POOL_CONNECTIONS, QUARANTINE_RECORDS
-from ingest.migrate import is_migrated
 from ingest.quarantine import quarantine_sizes
+from store.migrate import is_migrated
 
 router = APIRouter(tags=["health"])
 log = logging.getLogger(__name__)

@@ -20,10 +20,10 @@ from app import (
     rollups,
 )
 from app.schedule import publish_on_schedule
+from campaign.publications import parse_interval
 from ingest.consumer import RecordConsumer
-from ingest.db import create_engine, database_url, leave_embedded
-from ingest.publications import parse_interval
-from ingest.settings import Settings, get_settings
+from store.db import create_engine, database_url, leave_embedded
+from store.settings import Settings, get_settings
 
 DESCRIPTION = """
 payfeed collects payment records of the 百城万企促消费 campaign from banks and payment

@@ -17,7 +17,7 @@ from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from app.deps import DatabaseUnavailable, engine_of
-from ingest.public import public_summary as current_summary
+from campaign.public import public_summary as current_summary
 from schemas.api import PublicSummary
 
 router = APIRouter(prefix="/v1/public", tags=["public"])

@@ -17,7 +17,7 @@ from fastapi.responses import HTMLResponse
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from app.public import cached
-from ingest.public import public_page_data
+from campaign.public import public_page_data
 from schemas.records import LOCAL_TIME_ZONE
 
 router = APIRouter(tags=["public"])

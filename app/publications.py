@@ -6,7 +6,7 @@ from fastapi import APIRouter, Query, Request
 
 from app.deps import Admin, Conn, Viewer, engine_of
 from app.reports import FILE_RESPONSES, report_file
-from ingest.publications import (
+from campaign.publications import (
     diff_publications,
     list_publications,
     publish_consistently,

@@ -6,7 +6,7 @@ from typing import Any
 from fastapi import APIRouter, Request
 
 from app.deps import Admin, Conn
-from ingest.registry import REGISTRATIONS, parse_rows
+from campaign.registry import REGISTRATIONS, parse_rows
 from schemas.api import Registered
 
 router = APIRouter(prefix="/v1/registry", tags=["registry"])

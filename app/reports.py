@@ -6,8 +6,8 @@ from fastapi import APIRouter, Query
 from fastapi.responses import Response
 
 from app.deps import Conn, Viewer
-from ingest.report_files import CSV_MEDIA_TYPE, XLSX_MEDIA_TYPE, report_csv, report_xlsx
-from ingest.reports import campaign_report
+from campaign.report_files import CSV_MEDIA_TYPE, XLSX_MEDIA_TYPE, report_csv, report_xlsx
+from campaign.reports import campaign_report
 from schemas.api import Report
 
 router = APIRouter(prefix="/v1/reports", tags=["reports"])

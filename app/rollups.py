@@ -9,10 +9,10 @@ from fastapi import APIRouter, Query
 from fastapi.responses import Response
 
 from app.deps import Conn, Viewer
-from ingest.errors import BadRequest
-from ingest.payers import RELATIVE_STANDARD_ERROR
-from ingest.rollups import DIMENSIONS, FILTERS, ROW_MEASURES, query_rollups_with_totals
+from campaign.figures import DIMENSIONS, FILTERS, ROW_MEASURES, query_rollups_with_totals
 from schemas.regions import resolve_city
+from store.errors import BadRequest
+from store.sketches import RELATIVE_STANDARD_ERROR
 
 router = APIRouter(prefix="/v1/rollups", tags=["rollups"])
 

@@ -11,7 +11,7 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from ingest.publications import publish_due
+from campaign.publications import publish_due
 
 log = logging.getLogger(__name__)
 

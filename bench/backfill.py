@@ -34,7 +34,7 @@ MERCHANTS = 400
 
 
 def write_inputs(home: Path, n: int) -> tuple[Path, Path, Path]:
-    from ingest import samples
+    from demo import samples
 
     registry = home / "accounts.csv"
     with registry.open("w", newline="") as out:

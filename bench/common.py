@@ -171,8 +171,8 @@ def warm_wal(home: Path, records: int) -> None:
     backfill of 2,000,000 records)."""
 
     async def run() -> None:
-        from ingest.db import embedded_url
-        from ingest.settings import Settings
+        from store.db import embedded_url
+        from store.settings import Settings
 
         conn = await asyncpg.connect(embedded_url(Settings(home=home)))
         try:
@@ -199,8 +199,8 @@ def copy_rate(home: Path) -> float:
     The median of three runs: one COPY alone varies by a third on this machine."""
 
     async def run() -> float:
-        from ingest.db import embedded_url
-        from ingest.settings import Settings
+        from store.db import embedded_url
+        from store.settings import Settings
 
         conn = await asyncpg.connect(embedded_url(Settings(home=home)))
         try:

@@ -89,10 +89,10 @@ async def prepare(url: str, bootstrap: str, topic: str, count: int, per_message:
     JSON arrays keyed by their first txn_id); returns the seconds producing took."""
     from aiokafka import AIOKafkaProducer
 
-    from ingest.db import create_engine
-    from ingest.migrate import upgrade
-    from ingest.registry import register_cities, register_enterprises, register_merchant_accounts
+    from campaign.registry import register_cities, register_enterprises, register_merchant_accounts
     from schemas.registry import CityIn, EnterpriseIn, MerchantAccountIn
+    from store.db import create_engine
+    from store.migrate import upgrade
 
     await upgrade(url)
     engine = create_engine(url)
@@ -217,8 +217,8 @@ def main() -> None:
     )
     args = parser.parse_args()
 
-    from ingest.db import embedded_url
-    from ingest.settings import Settings
+    from store.db import embedded_url
+    from store.settings import Settings
 
     home = temp_home()
     broker, bootstrap = start_broker(home)

@@ -81,8 +81,8 @@ def main() -> None:
     with served(home) as (base, env):
         admin = cli(env, "tokens", "create", "--role", "admin")
         register_merchants(base, admin, "cmb", MERCHANTS)
-        from ingest.db import embedded_url
-        from ingest.settings import Settings
+        from store.db import embedded_url
+        from store.settings import Settings
 
         started = time.perf_counter()
         asyncio.run(generate(embedded_url(Settings(home=home)), args.records))

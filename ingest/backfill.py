@@ -32,11 +32,11 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from ingest.adapters import Layout, RawBatch, ReadOptions, format_named, standard
 from ingest.adapters.base import control_totals
-from ingest.campaigns import ingest_window
-from ingest.errors import BadRequest, PayfeedError
 from ingest.normalise import Normalised, Window, normalise
-from ingest.tables import backfill_files
+from ingest.window import ingest_window
 from ingest.writer import write_batch
+from store.errors import BadRequest, PayfeedError
+from store.tables import backfill_files
 
 CHUNK_ROWS = 30_000
 READ_BYTES = 8 * 1024 * 1024

@@ -19,12 +19,12 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ingest.adapters import ReadOptions, adapter_for
-from ingest.campaigns import ingest_window
-from ingest.errors import Conflict, TooLarge
 from ingest.metrics import BATCH_RECORDS, BATCH_SECONDS, RECORDS
 from ingest.normalise import normalise
-from ingest.tables import batches
+from ingest.window import ingest_window
 from ingest.writer import WriteResult, write_batch
+from store.errors import Conflict, TooLarge
+from store.tables import batches
 
 MAX_ERRORS = 1000
 

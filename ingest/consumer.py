@@ -47,9 +47,6 @@ from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from ingest.campaigns import ingest_window
-from ingest.db import raw_connection
-from ingest.errors import PayfeedError
 from ingest.kafka_messages import BadMessage, DecodedPoll, Message, decode_poll
 from ingest.masking import mask_pans
 from ingest.metrics import (
@@ -60,9 +57,12 @@ from ingest.metrics import (
     RECORDS,
 )
 from ingest.normalise import Normalised, Window, normalise
-from ingest.settings import Settings
+from ingest.window import ingest_window
 from ingest.writer import WriteResult, write_batch
 from schemas.records import Outcome
+from store.db import raw_connection
+from store.errors import PayfeedError
+from store.settings import Settings
 
 log = logging.getLogger(__name__)
 

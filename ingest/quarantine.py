@@ -12,12 +12,12 @@ from sqlalchemy import ColumnElement, delete, func, insert, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ingest.adapters.base import RawBatch, text_column
-from ingest.campaigns import ingest_window
-from ingest.db import raw_connection
 from ingest.normalise import Window, normalise
-from ingest.tables import quarantine, quarantine_actions
+from ingest.window import ingest_window
 from ingest.writer import WriteResult, write_batch
 from schemas.records import QUARANTINED_CODES, STANDARD_FIELDS
+from store.db import raw_connection
+from store.tables import quarantine, quarantine_actions
 
 log = logging.getLogger(__name__)
 

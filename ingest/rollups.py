@@ -1,21 +1,21 @@
 """Rollups: the per-batch delta, dashboard queries over them, and verify/rebuild.
 
-Two grains (see `ingest.tables`): the writer adds every batch's inserted records
+Two grains (see `store.tables`): the writer adds every batch's inserted records
 to both in the batch's own transaction, so a rollup always equals a recount of
 the stored records once the batch is answered.
 """
 
-from collections.abc import Iterable, Mapping, Sequence
 from datetime import date
 from typing import Any
 
 import polars as pl
-from sqlalchemy import BigInteger, ColumnElement, Table, cast, func, select, text
+from sqlalchemy import Table, text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from ingest.db import raw_connection
-from ingest.payers import PAYER_TABLES, estimate, rebuild_payers, union_of
-from ingest.tables import ROLLUP_MEASURES, rollup_city_day, rollup_enterprise_day
+from ingest.payers import rebuild_payers
+from store.db import raw_connection
+from store.sketches import PAYER_TABLES
+from store.tables import ROLLUP_MEASURES, rollup_city_day, rollup_enterprise_day
 
 ROLLUP_TABLES: tuple[Table, ...] = (rollup_city_day, rollup_enterprise_day)
 
@@ -80,113 +80,6 @@ async def add_to_rollups(conn: AsyncConnection, inserted: pl.DataFrame) -> None:
         dims = dims_of(table)
         delta = inserted.group_by(dims).agg(**MEASURE_EXPRS).sort(dims)
         await pg.execute(UPSERTS[table.name], *(delta[c].to_list() for c in delta.columns))
-
-
-DIMENSIONS = ("day", "province", "city", "enterprise", "category", "channel", "provider")
-FILTERS = ("province", "city", "enterprise", "category", "channel", "provider")
-MEASURES = ("txn_count", *ROLLUP_MEASURES, "net_fen")
-ROW_MEASURES = (*MEASURES, "payer_count")
-"""The measures of a query's rows and totals; `payer_count` is approximate and,
-unlike the others, not a sum: a total merges the rows' sketches."""
-
-
-def measures_of(row: Mapping[Any, Any]) -> dict[str, int]:
-    """The published measures of a row of summed stored measures."""
-    payments, refunds = int(row["payment_count"] or 0), int(row["refund_count"] or 0)
-    gross, refunded = int(row["gross_fen"] or 0), int(row["refund_fen"] or 0)
-    return {
-        "txn_count": payments + refunds,
-        "payment_count": payments,
-        "refund_count": refunds,
-        "gross_fen": gross,
-        "refund_fen": refunded,
-        "net_fen": gross - refunded,
-    }
-
-
-def total_of(rows: Iterable[Mapping[str, int]]) -> dict[str, int]:
-    return {m: sum(row[m] for row in rows) for m in MEASURES}
-
-
-def _column(table: Table, dim: str) -> ColumnElement[Any]:
-    if dim == "province":
-        return func.left(table.c.city, 2)
-    return table.c[dim]
-
-
-async def query_rollups(
-    conn: AsyncConnection,
-    dims: Sequence[str],
-    first_day: date,
-    last_day: date,
-    filters: Mapping[str, str],
-) -> list[dict[str, Any]]:
-    """Rows of the measures grouped by `dims` over Asia/Shanghai days
-    `first_day`..`last_day`, ordered by the dims. Reads the city grain unless
-    enterprises are asked for."""
-    rows, _ = await query_rollups_with_totals(conn, dims, first_day, last_day, filters)
-    return rows
-
-
-async def query_rollups_with_totals(
-    conn: AsyncConnection,
-    dims: Sequence[str],
-    first_day: date,
-    last_day: date,
-    filters: Mapping[str, str],
-) -> tuple[list[dict[str, Any]], dict[str, int]]:
-    """`query_rollups` and the totals of its rows, `payer_count` included (the
-    union of every row's payers, not their sum)."""
-    table = rollup_enterprise_day if "enterprise" in {*dims, *filters} else rollup_city_day
-    keys = [_column(table, d).label(d) for d in dims]
-    sums = [cast(func.sum(table.c[m]), BigInteger).label(m) for m in ROLLUP_MEASURES]
-    statement = (
-        select(*keys, *sums)
-        .where(table.c.day.between(first_day, last_day))
-        .where(*(_column(table, name) == value for name, value in filters.items()))
-    )
-    if dims:
-        statement = statement.group_by(*keys).order_by(*keys)
-    payers, payer_total = await _payer_counts(conn, table, dims, first_day, last_day, filters)
-    rows = []
-    for row in (await conn.execute(statement)).mappings():
-        if row["payment_count"] is None:
-            continue
-        key = tuple(row[d] for d in dims)
-        rows.append(
-            {**{d: row[d] for d in dims}, **measures_of(row), "payer_count": payers.get(key, 0)}
-        )
-    return rows, {**total_of(rows), "payer_count": payer_total}
-
-
-async def _payer_counts(
-    conn: AsyncConnection,
-    rollup: Table,
-    dims: Sequence[str],
-    first_day: date,
-    last_day: date,
-    filters: Mapping[str, str],
-) -> tuple[dict[tuple[Any, ...], int], int]:
-    """Estimated distinct payers per group of `dims` and over all groups: the
-    sketches of the matching keys, merged per group and then across groups."""
-    table = PAYER_TABLES[rollup]
-    keys = [_column(table, d).label(d) for d in dims]
-    statement = (
-        select(*keys, func.array_agg(table.c.sketch).label("sketches"))
-        .where(table.c.day.between(first_day, last_day))
-        .where(*(_column(table, name) == value for name, value in filters.items()))
-    )
-    if dims:
-        statement = statement.group_by(*keys)
-    counts = {}
-    total = union_of([])
-    for row in (await conn.execute(statement)).mappings():
-        if row["sketches"] is None:
-            continue
-        union = union_of(row["sketches"])
-        counts[tuple(row[d] for d in dims)] = estimate(union)
-        total.update(union.get_result())
-    return counts, estimate(total)
 
 
 async def verify_rollups(

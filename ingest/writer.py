@@ -25,12 +25,12 @@ from pgpq import ArrowToPostgresBinaryEncoder
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ingest.adapters.base import RawBatch, RowError
-from ingest.db import raw_connection
 from ingest.masking import mask_values
 from ingest.normalise import CONTENT, Normalised
 from ingest.payers import add_to_payers
 from ingest.rollups import add_to_rollups
 from schemas.records import QUARANTINED_CODES, STANDARD_FIELDS, Outcome
+from store.db import raw_connection
 
 RECORD_COLUMNS = (
     "provider",

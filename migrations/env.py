@@ -5,8 +5,8 @@ import asyncio
 from alembic import context
 from sqlalchemy.engine import Connection
 
-from ingest.db import create_engine
-from ingest.tables import metadata
+from store.db import create_engine
+from store.tables import metadata
 
 config = context.config
 

@@ -1,7 +1,7 @@
 """The registry's input shapes (SPEC section 1 and 5), shared by HTTP and CSV imports.
 
 Field rules live here; rules that need the database (the 50 % and 100-enterprise
-limits) live in `ingest.registry`.
+limits) live in `campaign.registry`.
 """
 
 from datetime import date, timedelta

@@ -17,12 +17,12 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.main import create_app
-from ingest.db import create_engine, embedded_url
-from ingest.migrate import upgrade
-from ingest.settings import Settings
-from ingest.tables import metadata
-from ingest.tokens import create_token
 from schemas.records import Role
+from store.db import create_engine, embedded_url
+from store.migrate import upgrade
+from store.settings import Settings
+from store.tables import metadata
+from store.tokens import create_token
 
 KEEP = {"campaigns", "alembic_version"}
 

@@ -14,7 +14,7 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from ingest import samples
+from demo import samples
 from ingest.backfill import backfill_file
 from ingest.rollups import verify_rollups
 from tests.factories import enterprise_with_account

@@ -255,7 +255,7 @@ async def test_413_on_size_and_count(
 
 async def test_database_unavailable_is_503_with_retry_after(settings: Any) -> None:
     from app.main import create_app
-    from ingest.db import create_engine
+    from store.db import create_engine
 
     app = create_app(settings, url="unused")
     app.state.engine = create_engine("postgresql://nobody@127.0.0.1:1/none")

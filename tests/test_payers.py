@@ -13,8 +13,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from ingest import normalise
 from ingest.normalise import PayerHashes, payer_hasher
-from ingest.payers import RELATIVE_STANDARD_ERROR
 from ingest.rollups import rebuild_rollups
+from store.sketches import RELATIVE_STANDARD_ERROR
 from tests.factories import enterprise_with_account, push, record
 
 PAYERS = 100_000

@@ -9,8 +9,8 @@ import httpx
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from ingest.errors import NotFound
-from ingest.public import live_summary, running_campaign
+from campaign.public import live_summary, running_campaign
+from store.errors import NotFound
 from tests.factories import enterprise_with_account, push, record, register
 
 

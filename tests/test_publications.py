@@ -19,9 +19,9 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.schedule import publish_on_schedule
-from ingest.errors import BadRequest
-from ingest.publications import checksum, parse_interval, publish_due
-from ingest.report_files import report_csv
+from campaign.publications import checksum, parse_interval, publish_due
+from campaign.report_files import report_csv
+from store.errors import BadRequest
 from tests.cli import run_payfeed
 from tests.factories import enterprise_with_account, push, record, register
 

@@ -8,7 +8,7 @@ import httpx
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from ingest.campaigns import uplift
+from campaign.campaigns import uplift
 from ingest.rollups import verify_rollups
 from tests.factories import enterprise_with_account, push, record
 

@@ -6,13 +6,13 @@ from pathlib import Path
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeRemainingColumn
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.cli.common import with_engine
 from ingest.adapters import FORMATS
 from ingest.backfill import CHUNK_ROWS, FileSummary, backfill_file, expand
-from ingest.settings import get_settings
+from store.settings import get_settings
 
 
 def attach(cli: typer.Typer) -> None:
@@ -58,7 +58,7 @@ async def _run(
             started = asyncio.get_running_loop().time()
 
             def progress(
-                rows: int, position: int, total: int, task: int = task, started: float = started
+                rows: int, position: int, total: int, task: TaskID = task, started: float = started
             ) -> None:
                 elapsed = max(asyncio.get_running_loop().time() - started, 1e-9)
                 bar.update(

@@ -7,9 +7,9 @@ from typing import TypeVar
 import typer
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from ingest.db import create_engine, database_url
-from ingest.errors import PayfeedError
-from ingest.settings import get_settings
+from store.db import create_engine, database_url
+from store.errors import PayfeedError
+from store.settings import get_settings
 
 T = TypeVar("T")
 

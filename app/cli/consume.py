@@ -8,9 +8,9 @@ from prometheus_client import start_http_server
 
 from app.logs import configure_logging
 from ingest.consumer import MAX_POLL_RECORDS, RecordConsumer
-from ingest.db import create_engine, database_url
-from ingest.migrate import upgrade
-from ingest.settings import Settings, get_settings
+from store.db import create_engine, database_url
+from store.migrate import upgrade
+from store.settings import Settings, get_settings
 
 DB_TIMEOUTS = {"timeout": 10, "command_timeout": 120}
 """A database that stops answering mid-write fails the poll (which is then

@@ -4,7 +4,7 @@ import orjson
 import typer
 
 from app.cli.common import in_transaction, with_engine
-from ingest.publications import list_publications, publish_consistently, verify_publications
+from campaign.publications import list_publications, publish_consistently, verify_publications
 
 cli = typer.Typer(help="Publications: list them, or prove their checksums.", no_args_is_help=True)
 

@@ -6,7 +6,7 @@ import typer
 
 from app.cli.common import in_transaction
 from ingest.quarantine import discard_quarantine, list_quarantine, replay_quarantine
-from ingest.settings import get_settings
+from store.settings import get_settings
 
 cli = typer.Typer(help="Held records: list, replay, discard.", no_args_is_help=True)
 

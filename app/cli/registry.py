@@ -6,7 +6,7 @@ import typer
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from app.cli.common import in_transaction
-from ingest.registry import REGISTRATIONS, parse_rows
+from campaign.registry import REGISTRATIONS, parse_rows
 
 cli = typer.Typer(help="The campaign registry.", no_args_is_help=True)
 

@@ -8,8 +8,8 @@ import orjson
 import typer
 
 from app.cli.common import in_transaction
-from ingest.report_files import report_csv, report_xlsx
-from ingest.reports import campaign_report
+from campaign.report_files import report_csv, report_xlsx
+from campaign.reports import campaign_report
 
 
 class Level(StrEnum):

@@ -7,9 +7,9 @@ import typer
 import uvicorn
 
 from app.logs import configure_logging
-from ingest.db import create_engine, database_url
-from ingest.migrate import upgrade
-from ingest.settings import get_settings
+from store.db import create_engine, database_url
+from store.migrate import upgrade
+from store.settings import get_settings
 
 
 def attach(cli: typer.Typer) -> None:
@@ -24,7 +24,7 @@ def migrate() -> None:
 
 
 async def _load_demo(url: str) -> str:
-    from ingest.demo import load_demo
+    from demo.campaign import load_demo
 
     engine = create_engine(url)
     try:

@@ -3,8 +3,8 @@
 import typer
 
 from app.cli.common import in_transaction
-from ingest.tokens import create_token, list_tokens, revoke_token
 from schemas.records import Role
+from store.tokens import create_token, list_tokens, revoke_token
 
 cli = typer.Typer(help="API tokens (stored hashed; shown once).", no_args_is_help=True)
 

@@ -4,7 +4,7 @@ from dataclasses import dataclass
 
 from ingest.adapters import alipay, standard, unionpay, wechatpay
 from ingest.adapters.base import Adapter, Layout, RawBatch, ReadOptions, RowError
-from ingest.errors import BadRequest
+from store.errors import BadRequest
 
 
 @dataclass(frozen=True)

@@ -24,7 +24,7 @@ from ingest.adapters.base import (
     unpack,
     utf8,
 )
-from ingest.errors import BadRequest
+from store.errors import BadRequest
 
 COLUMNS = {
     "trade_no": "支付宝交易号",

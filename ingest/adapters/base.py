@@ -18,8 +18,8 @@ from typing import Any
 
 import polars as pl
 
-from ingest.errors import BadRequest, TooLarge
 from schemas.records import STANDARD_FIELDS
+from store.errors import BadRequest, TooLarge
 
 RAW_SCHEMA: dict[str, Any] = {"index": pl.Int64, **{name: pl.String for name in STANDARD_FIELDS}}
 

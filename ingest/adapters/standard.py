@@ -16,8 +16,8 @@ from ingest.adapters.base import (
     empty_frame,
     text_column,
 )
-from ingest.errors import BadRequest, UnsupportedMediaType
 from schemas.records import STANDARD_FIELDS
+from store.errors import BadRequest, UnsupportedMediaType
 
 JSON = "application/json"
 NDJSON = "application/x-ndjson"

@@ -22,7 +22,7 @@ from ingest.adapters.base import (
     standard_columns,
     unpack,
 )
-from ingest.errors import BadRequest
+from store.errors import BadRequest
 
 # fmt: off
 WIDTHS = (

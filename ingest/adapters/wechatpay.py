@@ -24,7 +24,7 @@ from ingest.adapters.base import (
     unpack,
     utf8,
 )
-from ingest.errors import BadRequest
+from store.errors import BadRequest
 
 COLUMNS = {
     "traded_at": "交易时间",

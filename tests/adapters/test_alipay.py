@@ -9,8 +9,8 @@ import pytest
 
 from ingest.adapters import alipay
 from ingest.adapters.base import RAW_SCHEMA, ReadOptions, RowError
-from ingest.errors import BadRequest
 from ingest.normalise import Window, normalise
+from store.errors import BadRequest
 
 DETAIL = (Path(__file__).parent / "golden" / "alipay_detail.csv").read_bytes()
 TEXT = DETAIL.decode("gbk")

@@ -9,8 +9,8 @@ import pytest
 
 from ingest.adapters import unionpay
 from ingest.adapters.base import RAW_SCHEMA, ReadOptions, RowError
-from ingest.errors import BadRequest
 from ingest.normalise import Window, normalise
+from store.errors import BadRequest
 
 GOLDEN = Path(__file__).parent / "golden"
 SEPTEMBER = (GOLDEN / "INN23091088ZM_777290058110048").read_bytes()

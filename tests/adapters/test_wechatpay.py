@@ -9,8 +9,8 @@ import pytest
 
 from ingest.adapters import wechatpay
 from ingest.adapters.base import RAW_SCHEMA, ReadOptions, RowError
-from ingest.errors import BadRequest
 from ingest.normalise import Window, normalise
+from store.errors import BadRequest
 
 BILL = (Path(__file__).parent / "golden" / "wechatpay_bill.csv").read_bytes()
 TEXT = BILL.decode("utf-8-sig")

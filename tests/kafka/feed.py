@@ -20,8 +20,8 @@ from sqlalchemy import insert, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from ingest.rollups import verify_rollups
-from ingest.settings import Settings
-from ingest.tables import enterprises, merchant_accounts
+from store.settings import Settings
+from store.tables import enterprises, merchant_accounts
 from tests.factories import uscc
 from tests.kafka.conftest import PARTITIONS
 

@@ -15,8 +15,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.main import create_app
 from ingest.consumer import RecordConsumer
-from ingest.db import create_engine
-from ingest.settings import Settings
+from store.db import create_engine
+from store.settings import Settings
 from tests.kafka.conftest import PARTITIONS
 from tests.kafka.feed import (
     Progress,

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from ingest.settings import Settings
+from store.settings import Settings
 from tests.kafka.feed import (
     PAYFEED,
     Progress,

@@ -1,6 +1,5 @@
 """Campaigns: their windows, and the summary with baseline and uplift."""
 
-from datetime import timedelta
 from fractions import Fraction
 from typing import Any
 
@@ -8,26 +7,10 @@ from sqlalchemy import distinct, func, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from ingest.errors import NotFound
-from ingest.normalise import Window
-from ingest.rollups import query_rollups, total_of
-from ingest.tables import campaign_cities, campaigns, rollup_enterprise_day
+from campaign.figures import query_rollups, total_of
 from schemas.registry import CampaignIn
-
-LATE_DAYS = 30
-
-
-async def ingest_window(conn: AsyncConnection) -> Window:
-    """Records are accepted from the earliest baseline day of any campaign to the
-    latest last day of any campaign (local extensions included) plus 30 days."""
-    bounds = (
-        await conn.execute(
-            select(func.min(campaigns.c.baseline_first_day), func.max(campaigns.c.last_day))
-        )
-    ).one()
-    extended = (await conn.execute(select(func.max(campaign_cities.c.last_day)))).scalar()
-    last = max(d for d in (bounds[1], extended) if d is not None)
-    return Window(bounds[0], last + timedelta(days=LATE_DAYS))
+from store.errors import NotFound
+from store.tables import campaigns, rollup_enterprise_day
 
 
 async def put_campaign(conn: AsyncConnection, code: str, body: CampaignIn) -> dict[str, Any]:

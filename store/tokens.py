@@ -12,9 +12,9 @@ from datetime import UTC, datetime
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from ingest.errors import BadRequest, NotFound
-from ingest.tables import tokens
 from schemas.records import Role
+from store.errors import BadRequest, NotFound
+from store.tables import tokens
 
 PREFIX = "pf_"
 

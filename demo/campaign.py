@@ -16,15 +16,15 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from ingest import samples
+from campaign.registry import register_cities, register_enterprises, register_merchant_accounts
+from demo import samples
 from ingest.adapters import ReadOptions
 from ingest.batches import ingest_batch
-from ingest.registry import register_cities, register_enterprises, register_merchant_accounts
-from ingest.settings import Settings
-from ingest.tables import enterprises
 from schemas.regions import CITIES
 from schemas.registry import CityIn, EnterpriseIn, MerchantAccountIn
 from schemas.uscc import CHARSET, uscc_check_char
+from store.settings import Settings
+from store.tables import enterprises
 
 DEMO_CITIES = (
     "330100",

@@ -10,7 +10,7 @@ from typing import Any
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
-from ingest.settings import Settings
+from store.settings import Settings
 
 
 def embedded_url(settings: Settings) -> str:

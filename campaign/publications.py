@@ -1,7 +1,7 @@
 """Publications: numbered, immutable snapshots of a campaign's report.
 
 A publication holds the report at both levels (province and city rows and the
-total: exactly the figures of `ingest.reports`), the sales measures, net sales
+total: exactly the figures of `campaign.reports`), the sales measures, net sales
 per day over the campaign against the baseline's daily average, the days it
 covers and the records behind it, who published it, when, a note and whether it
 is the campaign's final one. Its `sha256` is the SHA-256 of the canonical JSON
@@ -27,11 +27,11 @@ from sqlalchemy import func, select, text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from ingest.campaigns import campaign_row, uplift
-from ingest.errors import BadRequest, Conflict, NotFound
-from ingest.reports import FIELDS, SALES_MEASURES, campaign_figures, report_of
-from ingest.tables import campaign_cities, campaigns, publications
+from campaign.campaigns import campaign_row, uplift
+from campaign.reports import FIELDS, SALES_MEASURES, campaign_figures, report_of
 from schemas.records import LOCAL_TIME_ZONE
+from store.errors import BadRequest, Conflict, NotFound
+from store.tables import campaign_cities, campaigns, publications
 
 HEADER = ("campaign", "number", "published_at", "published_by", "note", "final")
 FIGURES = ("records", "measures", "reports", "daily", "baseline_daily_net_fen")

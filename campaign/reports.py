@@ -17,9 +17,9 @@ from typing import Any
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from ingest.campaigns import campaign_row, uplift, uplift_pct
-from ingest.errors import BadRequest
+from campaign.campaigns import campaign_row, uplift, uplift_pct
 from schemas.regions import CITIES, PROVINCES
+from store.errors import BadRequest
 
 LEVELS = ("province", "city")
 FIELDS = (

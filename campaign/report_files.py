@@ -11,7 +11,7 @@ from typing import Any
 
 import xlsxwriter
 
-from ingest.reports import FIELDS
+from campaign.reports import FIELDS
 
 XLSX_MEDIA_TYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 CSV_MEDIA_TYPE = "text/csv; charset=utf-8"

@@ -1,7 +1,7 @@
 """What the authorities publish while a campaign runs (动态发布): the running
 campaign's totals, its days so far and its top ten cities by net sales.
 
-The figures are the campaign report's (`ingest.reports`): `measures.net_fen` is
+The figures are the campaign report's (`campaign.reports`): `measures.net_fen` is
 its total, `top_cities` its city rows. Nothing per enterprise or per provider.
 Once the campaign has a publication, the summary is its latest publication's
 (read from the publications alone, never the records or rollups), with its
@@ -15,11 +15,11 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from ingest.errors import NotFound
-from ingest.publications import diff_bodies, latest_publication, recent_publications, snapshot
-from ingest.reports import SALES_MEASURES, campaign_figures, report_of
-from ingest.tables import campaigns
+from campaign.publications import diff_bodies, latest_publication, recent_publications, snapshot
+from campaign.reports import SALES_MEASURES, campaign_figures, report_of
 from schemas.records import LOCAL_TIME_ZONE
+from store.errors import NotFound
+from store.tables import campaigns
 
 TOP_CITIES = 10
 PAGE_PUBLICATIONS = 20

@@ -17,8 +17,10 @@ from sqlalchemy import Table, func, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from ingest.errors import BadRequest, RuleViolation, UnsupportedMediaType
-from ingest.tables import (
+from schemas.regions import CITIES, MUNICIPALITY_PROVINCES, PROVINCES, prefecture_count
+from schemas.registry import ActivityIn, CityIn, EnterpriseIn, MerchantAccountIn, PolicyIn
+from store.errors import BadRequest, RuleViolation, UnsupportedMediaType
+from store.tables import (
     activities,
     campaign_cities,
     campaigns,
@@ -26,8 +28,6 @@ from ingest.tables import (
     merchant_accounts,
     policies,
 )
-from schemas.regions import CITIES, MUNICIPALITY_PROVINCES, PROVINCES, prefecture_count
-from schemas.registry import ActivityIn, CityIn, EnterpriseIn, MerchantAccountIn, PolicyIn
 
 MAX_ENTERPRISES_PER_CITY = 100
 MAX_CITY_SHARE = 0.5

@@ -1,0 +1,62 @@
+"""Distinct payers per rollup row, approximate but mergeable: HyperLogLog sketches.
+
+Exact distinct counts do not add up across rows (a payer who pays on two days is
+one payer of the two days together); HLL sketches do: the union of the sketches
+of any set of rows estimates the distinct payers of all their records. Each
+rollup grain has a sketch table at the same key (`store.tables`), so the lock a
+batch takes on a rollup row also guards the row's sketch.
+
+Sketches are Apache DataSketches HLL with lg_k = 12 (4,096 registers, HLL_4, at
+most about 2.1 KB per key): relative standard error 1.04/√4096 ≈ 1.6 %, so about
+68 % of estimates fall within ±1.6 % of the true count and 99.7 % within ±4.9 %.
+Small counts (up to a few hundred payers) are practically exact.
+
+Why Python here: stock PostgreSQL (and the embedded server) has no HLL type, and
+DataSketches updates one item per call; the sketch work is a tight loop over a
+batch's payer hashes (well under a microsecond each), done once per batch.
+"""
+
+from collections import deque
+from collections.abc import Iterable
+
+from datasketches import hll_sketch, hll_union, tgt_hll_type
+from sqlalchemy import Table
+
+from store.tables import (
+    rollup_city_day,
+    rollup_city_day_payers,
+    rollup_enterprise_day,
+    rollup_enterprise_day_payers,
+)
+
+LG_K = 12
+TARGET = tgt_hll_type.HLL_4
+RELATIVE_STANDARD_ERROR = 1.04 / (1 << LG_K) ** 0.5
+"""≈ 0.01625: one standard error of `payer_count`, as a fraction of the true count."""
+
+PAYER_TABLES: dict[Table, Table] = {
+    rollup_city_day: rollup_city_day_payers,
+    rollup_enterprise_day: rollup_enterprise_day_payers,
+}
+"""The sketch table of each rollup table, keyed as it."""
+
+
+def union_of(sketches: Iterable[bytes | hll_sketch]) -> hll_union:
+    union = hll_union(LG_K)
+    for sketch in sketches:
+        union.update(hll_sketch.deserialize(sketch) if isinstance(sketch, bytes) else sketch)
+    return union
+
+
+def estimate(union: hll_union) -> int:
+    """The estimated distinct payers of a union of sketches, to the unit."""
+    return int(round(union.get_estimate()))
+
+
+def sketch_of(payer_hashes: Iterable[str], base: bytes | None = None) -> bytes:
+    """A stored sketch (`base`, if any) with payer hashes (hex text) added."""
+    sketch = hll_sketch.deserialize(base) if base else hll_sketch(LG_K, TARGET)
+    # Each update is one call into the library: a deque that keeps nothing drives
+    # `map` in C, half the time of a Python loop over the same calls.
+    deque(map(sketch.update, payer_hashes), maxlen=0)
+    return bytes(sketch.serialize_compact())
