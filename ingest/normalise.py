@@ -8,6 +8,7 @@ the writer's.
 
 import functools
 import hashlib
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
@@ -236,15 +237,29 @@ class PayerHashes:
     `PAYER_CACHE` references hashed: payers come back (the same customers at the
     same shops, day after day), and HMAC, one Python call per reference, is the
     largest cost of normalising a batch. Only the hashes of references not seen
-    lately are computed; the cache is looked up by a join, not a loop."""
+    lately are computed; the cache is looked up by a join, not a loop.
+
+    Shared by every thread that normalises (HTTP batches, the consumer's next
+    poll, backfill's next chunk, replays). The cached frame is never changed, only
+    replaced: a lookup joins against the frame it read, without a lock, and
+    hashes what it missed without one either (that is the slow part). Only adding
+    the new hashes takes the lock, and it leaves out any reference that another
+    thread added since the lookup: a reference cached twice would make every
+    later join with it return two rows for one."""
 
     def __init__(self, secret: bytes) -> None:
         self._digest = payer_hasher(secret)
-        self._known = pl.DataFrame(schema={"payer_ref": pl.String, "payer_hash": pl.Binary})
+        self._cached: tuple[pl.DataFrame, int] = (
+            pl.DataFrame(schema={"payer_ref": pl.String, "payer_hash": pl.Binary}),
+            0,
+        )
+        """The cache and how many references were ever added to it, replaced together."""
+        self._adding = threading.Lock()
 
     def of(self, refs: pl.Series) -> pl.DataFrame:
         """`payer_ref`, `payer_hash` of distinct references `refs`."""
-        looked_up = refs.alias("payer_ref").to_frame().join(self._known, on="payer_ref", how="left")
+        known, added = self._cached
+        looked_up = refs.alias("payer_ref").to_frame().join(known, on="payer_ref", how="left")
         found = looked_up.filter(pl.col("payer_hash").is_not_null())
         missing = looked_up.filter(pl.col("payer_hash").is_null())["payer_ref"]
         hashed = pl.DataFrame(
@@ -254,10 +269,20 @@ class PayerHashes:
             ]
         )
         if hashed.height:
-            # A concurrent batch's update may be lost here: a later miss, no error.
-            known = pl.concat([self._known, hashed]).tail(PAYER_CACHE)
-            self._known = known.rechunk() if known.n_chunks() > MAX_CHUNKS else known
+            self._add(hashed, added)
         return pl.concat([found, hashed])
+
+    def _add(self, hashed: pl.DataFrame, added_before: int) -> None:
+        with self._adding:
+            known, added = self._cached
+            if added > added_before:
+                # Added since our lookup: the last rows of the cache (all of it if
+                # that many were pushed out meanwhile).
+                since = known.tail(added - added_before)
+                hashed = hashed.join(since, on="payer_ref", how="anti")
+            grown = pl.concat([known, hashed]).tail(PAYER_CACHE)
+            grown = grown.rechunk() if grown.n_chunks() > MAX_CHUNKS else grown
+            self._cached = (grown, added + hashed.height)
 
 
 @functools.cache

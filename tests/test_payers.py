@@ -43,7 +43,7 @@ def test_payer_hashes_are_the_hmacs_whether_remembered_or_not(
         assert dict(got.iter_rows()) == {
             ref: hmac.digest(b"secret", ref.encode(), "sha256") for ref in refs
         }
-    assert hashes._known["payer_ref"].to_list() == ["d", "a", "e"]  # the three hashed last
+    assert hashes._cached[0]["payer_ref"].to_list() == ["d", "a", "e"]  # the three hashed last
 
 
 async def test_stored_payer_hash_is_the_hmac_of_the_reference(
