@@ -4,7 +4,8 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Request
 
-from app.deps import Admin, Conn, Viewer
+from app.answers import Rendered, answer
+from app.deps import Admin, Conn, ReadConn, Viewer
 from app.registry import media_type
 from campaign.campaigns import campaign_summary, put_campaign
 from campaign.registry import parse_rows
@@ -46,7 +47,12 @@ async def put(code: CampaignCode, request: Request, conn: Conn, who: Admin) -> A
     summary="Campaign totals, baseline and uplift",
     description="`uplift_fen` = campaign net − baseline net × campaign days / baseline days "
     "(rounded half away from zero to the fen); `uplift_pct` is it as a percentage of the "
-    "scaled baseline (null when that is zero).",
+    "scaled baseline (null when that is zero). Carries an `ETag` (answered `304` to a "
+    "matching `If-None-Match`) and `X-Data-As-Of`.",
 )
-async def summary(code: str, conn: Conn, who: Viewer) -> Any:
-    return await campaign_summary(conn, code)
+async def summary(request: Request, code: str, conn: ReadConn, who: Viewer) -> Any:
+    async def render() -> Rendered:
+        found = CampaignSummary.model_validate(await campaign_summary(conn, code))
+        return Rendered(found.model_dump_json().encode(), "application/json")
+
+    return await answer(request, conn, who, render)

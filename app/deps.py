@@ -5,7 +5,8 @@ returns and before the answer is sent (read-your-writes), and rolls back on any
 error, so a route never commits and a failed request leaves nothing behind.
 """
 
-from collections.abc import AsyncIterator, Callable, Coroutine
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
+from contextlib import contextmanager
 from typing import Annotated, Any
 
 from fastapi import Depends, Request
@@ -32,10 +33,16 @@ def settings_of(request: Request) -> Settings:
     return settings
 
 
-async def connection(request: Request) -> AsyncIterator[AsyncConnection]:
+def read_engine_of(request: Request) -> AsyncEngine:
+    """The replica's engine when `PAYFEED_READ_DATABASE_URL` is set, else the primary's."""
+    engine: AsyncEngine | None = request.app.state.read_engine
+    return engine or engine_of(request)
+
+
+@contextmanager
+def unavailable_as_503() -> Iterator[None]:
     try:
-        async with engine_of(request).begin() as conn:
-            yield conn
+        yield
     except (OSError, InterfaceError, OperationalError) as exc:
         raise DatabaseUnavailable("database_unavailable", "the database is unavailable") from exc
     except DBAPIError as exc:
@@ -46,7 +53,26 @@ async def connection(request: Request) -> AsyncIterator[AsyncConnection]:
         raise
 
 
+async def connection(request: Request) -> AsyncIterator[AsyncConnection]:
+    with unavailable_as_503():
+        async with engine_of(request).begin() as conn:
+            yield conn
+
+
+async def read_connection(request: Request) -> AsyncIterator[AsyncConnection]:
+    """A REPEATABLE READ transaction on the read engine: one snapshot for the data
+    version and the figures read with it (`app.answers`)."""
+    with unavailable_as_503():
+        async with read_engine_of(request).connect() as conn:
+            await conn.execution_options(isolation_level="REPEATABLE READ")
+            async with conn.begin():
+                yield conn
+
+
 Conn = Annotated[AsyncConnection, Depends(connection, scope="function")]
+ReadConn = Annotated[AsyncConnection, Depends(read_connection, scope="function")]
+"""Dashboard and public reads: the replica when there is one. Authentication,
+writes and a provider's own reads stay on `Conn` (the primary)."""
 SettingsDep = Annotated[Settings, Depends(settings_of)]
 
 

@@ -19,6 +19,7 @@ from app import (
     reports,
     rollups,
 )
+from app.answers import AnswerCache
 from app.schedule import publish_on_schedule
 from campaign.publications import parse_interval
 from ingest.consumer import RecordConsumer
@@ -43,6 +44,8 @@ def create_app(settings: Settings | None = None, url: str | None = None) -> Fast
         """The engine, and the consumer and scheduled publishing when asked for;
         all stopped again however the app ends."""
         app.state.engine = create_engine(url or database_url(settings))
+        if settings.read_database_url:
+            app.state.read_engine = create_engine(settings.read_database_url)
         consuming = publishing = None
         try:
             if app.state.with_consumer:
@@ -62,6 +65,8 @@ def create_app(settings: Settings | None = None, url: str | None = None) -> Fast
                 app.state.consumer.stop()
                 await consuming
             await app.state.engine.dispose()
+            if app.state.read_engine is not None:
+                await app.state.read_engine.dispose()
             leave_embedded(settings)
 
     app = FastAPI(
@@ -72,6 +77,8 @@ def create_app(settings: Settings | None = None, url: str | None = None) -> Fast
     )
     app.state.settings = settings
     app.state.with_consumer = False
+    app.state.read_engine = None
+    app.state.answers = AnswerCache()
     errors.install(app)
     for module in (
         batches,

@@ -2,15 +2,18 @@
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 
-from app.deps import Conn, Viewer
+from app.answers import Rendered, answer
+from app.deps import ReadConn, Viewer
 from campaign.report_files import CSV_MEDIA_TYPE, XLSX_MEDIA_TYPE, report_csv, report_xlsx
 from campaign.reports import campaign_report
 from schemas.api import Report
 
 router = APIRouter(prefix="/v1/reports", tags=["reports"])
+
+JSON = "application/json"
 
 
 FILE_RESPONSES: dict[int | str, dict[str, Any]] = {
@@ -23,18 +26,19 @@ FILE_RESPONSES: dict[int | str, dict[str, Any]] = {
 }
 
 
-def report_file(figures: dict[str, Any], format: str, stem: str) -> Response:
+def rendered_report_file(figures: dict[str, Any], format: str, stem: str) -> Rendered:
     """A report (live or published) as a CSV or XLSX download."""
     body, media = (
         (report_csv(figures), CSV_MEDIA_TYPE)
         if format == "csv"
         else (report_xlsx(figures), XLSX_MEDIA_TYPE)
     )
-    return Response(
-        body,
-        media_type=media,
-        headers={"Content-Disposition": f'attachment; filename="{stem}.{format}"'},
-    )
+    return Rendered(body, media, {"Content-Disposition": f'attachment; filename="{stem}.{format}"'})
+
+
+def report_file(figures: dict[str, Any], format: str, stem: str) -> Response:
+    rendered = rendered_report_file(figures, format, stem)
+    return Response(rendered.body, media_type=rendered.media_type, headers=rendered.headers)
 
 
 @router.get(
@@ -44,17 +48,22 @@ def report_file(figures: dict[str, Any], format: str, stem: str) -> Response:
     description="Per unit: participating cities and enterprises, activities and sessions "
     "held, policies issued, net sales in the unit's window (each city with its local "
     "extension), baseline, uplift and uplift %, then the `total` row. Amounts are integer "
-    "fen in JSON and CSV, yuan with two decimals in XLSX.",
+    "fen in JSON and CSV, yuan with two decimals in XLSX. "
+    "Carries an `ETag` (answered `304` to a matching `If-None-Match`) and `X-Data-As-Of`.",
     responses=FILE_RESPONSES,
 )
 async def report(
+    request: Request,
     campaign: str,
-    conn: Conn,
+    conn: ReadConn,
     who: Viewer,
     level: Annotated[str, Query(pattern="^(province|city)$")] = "province",
     format: Annotated[str, Query(pattern="^(json|csv|xlsx)$")] = "json",
 ) -> Any:
-    figures = await campaign_report(conn, campaign, level)
-    if format == "json":
-        return figures
-    return report_file(figures, format, f"report-{campaign}-{level}")
+    async def render() -> Rendered:
+        figures = await campaign_report(conn, campaign, level)
+        if format == "json":
+            return Rendered(Report.model_validate(figures).model_dump_json().encode(), JSON)
+        return rendered_report_file(figures, format, f"report-{campaign}-{level}")
+
+    return await answer(request, conn, who, render)

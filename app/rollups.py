@@ -1,20 +1,38 @@
 """`GET /v1/rollups`: the measures per any combination of dims, JSON or CSV."""
 
+import base64
 import csv
 import io
+from collections.abc import AsyncIterator, Sequence
 from datetime import date
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query
-from fastapi.responses import Response
+import orjson
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import Response, StreamingResponse
 
-from app.deps import Conn, Viewer
-from campaign.figures import DIMENSIONS, FILTERS, ROW_MEASURES, query_rollups_with_totals
+from app.answers import Rendered, answer
+from app.deps import ReadConn, Viewer, read_engine_of, unavailable_as_503
+from campaign.figures import (
+    DIMENSIONS,
+    FILTERS,
+    ROW_MEASURES,
+    query_rollup_page,
+    query_rollups,
+    query_rollups_with_totals,
+    total_of,
+)
 from schemas.regions import resolve_city
 from store.errors import BadRequest
 from store.sketches import RELATIVE_STANDARD_ERROR
 
 router = APIRouter(prefix="/v1/rollups", tags=["rollups"])
+
+ENTERPRISE_PAGE = 1000
+"""Rows per page of a listing by enterprise when no `limit` is given."""
+MAX_PAGE = 10_000
+CSV_PAGE = 5000
+"""Rows read per query while a CSV listing by enterprise streams."""
 
 
 def parse_dims(dims: str) -> list[str]:
@@ -27,16 +45,39 @@ def parse_dims(dims: str) -> list[str]:
     return list(dict.fromkeys(names))
 
 
-def csv_response(header: list[str], rows: list[dict[str, Any]], filename: str) -> Response:
+def csv_text(header: list[str], rows: list[dict[str, Any]], with_header: bool = True) -> str:
     out = io.StringIO()
     writer = csv.DictWriter(out, header, extrasaction="ignore", lineterminator="\n")
-    writer.writeheader()
+    if with_header:
+        writer.writeheader()
     writer.writerows(rows)
+    return out.getvalue()
+
+
+def csv_response(header: list[str], rows: list[dict[str, Any]], filename: str) -> Response:
     return Response(
-        out.getvalue(),
+        csv_text(header, rows),
         media_type="text/csv; charset=utf-8",
         headers={"Content-Disposition": f'attachment; filename="{filename}"'},
     )
+
+
+def encode_cursor(row: dict[str, Any], dims: Sequence[str]) -> str:
+    key = [row[d].isoformat() if d == "day" else row[d] for d in dims]
+    return base64.urlsafe_b64encode(orjson.dumps(key)).decode()
+
+
+def decode_cursor(cursor: str, dims: Sequence[str]) -> list[Any]:
+    """The key a page starts after; 400 for anything that is not a cursor of
+    these dims."""
+    try:
+        key = orjson.loads(base64.urlsafe_b64decode(cursor.encode()))
+        if not isinstance(key, list) or len(key) != len(dims):
+            raise ValueError
+        pairs = zip(dims, key, strict=True)
+        return [date.fromisoformat(v) if d == "day" else str(v) for d, v in pairs]
+    except (ValueError, TypeError, orjson.JSONDecodeError) as exc:
+        raise BadRequest("bad_cursor", "cursor is not one this listing gave") from exc
 
 
 @router.get(
@@ -48,10 +89,16 @@ def csv_response(header: list[str], rows: list[dict[str, Any]], filename: str) -
     "HyperLogLog sketches (lg_k 12) that merge across any rows: relative standard error "
     f"{RELATIVE_STANDARD_ERROR:.2%} (about 68 % of counts within ±1.6 %, 99.7 % within "
     "±4.9 %), practically exact below a few hundred payers; a total merges its rows' "
-    "payers rather than adding the counts.",
+    "payers rather than adding the counts. "
+    "Paging: with `limit` (at most 10,000; 1,000 by default when `dims` has `enterprise`) "
+    "the answer holds at most that many rows and `next_cursor`; pass it as `cursor` for "
+    "the next page (null on the last); `totals` always cover every row. CSV is never paged: "
+    "a listing by enterprise streams. Answers carry an `ETag` (a matching "
+    "`If-None-Match` is answered `304`) and `X-Data-As-Of`.",
 )
 async def rollups(
-    conn: Conn,
+    request: Request,
+    conn: ReadConn,
     who: Viewer,
     first_day: Annotated[date, Query(alias="from", examples=["2023-09-09"])],
     last_day: Annotated[date, Query(alias="to", examples=["2023-10-08"])],
@@ -63,6 +110,8 @@ async def rollups(
     channel: str | None = None,
     provider: str | None = None,
     format: Annotated[str, Query(pattern="^(json|csv)$")] = "json",
+    limit: Annotated[int | None, Query(ge=1, le=MAX_PAGE)] = None,
+    cursor: str | None = None,
 ) -> Any:
     names = parse_dims(dims)
     given = dict(
@@ -76,13 +125,71 @@ async def rollups(
     filters = {k: v for k, v in given.items() if v is not None and k in FILTERS}
     if city is not None and (resolved := resolve_city(city)) is not None:
         filters["city"] = resolved.code  # a county code means its city, as everywhere
-    rows, totals = await query_rollups_with_totals(conn, names, first_day, last_day, filters)
-    if format == "csv":
-        return csv_response([*names, *ROW_MEASURES], rows, "rollups.csv")
-    return {
-        "dims": names,
-        "from": first_day,
-        "to": last_day,
-        "rows": rows,
-        "totals": totals,
-    }
+    header = [*names, *ROW_MEASURES]
+    if format == "csv" and "enterprise" in names:
+        return StreamingResponse(
+            _csv_pages(request, names, first_day, last_day, filters),
+            media_type="text/csv; charset=utf-8",
+            headers={"Content-Disposition": 'attachment; filename="rollups.csv"'},
+        )
+    if limit is None and "enterprise" in names and format == "json":
+        limit = ENTERPRISE_PAGE
+    after = decode_cursor(cursor, names) if cursor is not None else None
+
+    async def render() -> Rendered:
+        if format == "csv":
+            rows, _ = await query_rollups_with_totals(conn, names, first_day, last_day, filters)
+            return Rendered(
+                csv_text(header, rows).encode(),
+                "text/csv; charset=utf-8",
+                {"Content-Disposition": 'attachment; filename="rollups.csv"'},
+            )
+        if limit is None or not names:
+            rows, totals = await query_rollups_with_totals(
+                conn, names, first_day, last_day, filters
+            )
+            body: dict[str, Any] = {"rows": rows, "totals": totals}
+        else:
+            rows, more = await query_rollup_page(
+                conn, names, first_day, last_day, filters, limit, after
+            )
+            (totals,) = await query_rollups(conn, [], first_day, last_day, filters) or [
+                {**total_of([]), "payer_count": 0}
+            ]
+            body = {
+                "rows": rows,
+                "totals": totals,
+                "next_cursor": encode_cursor(rows[-1], names) if more else None,
+            }
+        return Rendered(
+            orjson.dumps({"dims": names, "from": first_day, "to": last_day, **body}),
+            "application/json",
+        )
+
+    return await answer(request, conn, who, render)
+
+
+async def _csv_pages(
+    request: Request,
+    dims: list[str],
+    first_day: date,
+    last_day: date,
+    filters: dict[str, str],
+) -> AsyncIterator[str]:
+    """The whole listing as CSV, read page by page in one snapshot of its own: the
+    memory it takes is one page's, however many enterprises there are."""
+    header = [*dims, *ROW_MEASURES]
+    yield csv_text(header, [])
+    with unavailable_as_503():
+        async with read_engine_of(request).connect() as conn:
+            await conn.execution_options(isolation_level="REPEATABLE READ")
+            async with conn.begin():
+                after = None
+                more = True
+                while more:
+                    rows, more = await query_rollup_page(
+                        conn, dims, first_day, last_day, filters, CSV_PAGE, after
+                    )
+                    yield csv_text(header, rows, with_header=False)
+                    if rows:
+                        after = [rows[-1][d] for d in dims]

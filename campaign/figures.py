@@ -5,7 +5,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import date
 from typing import Any
 
-from sqlalchemy import BigInteger, ColumnElement, Table, cast, func, select
+from sqlalchemy import BigInteger, ColumnElement, Select, Table, cast, func, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from store.sketches import PAYER_TABLES, estimate, union_of
@@ -43,6 +43,28 @@ def _column(table: Table, dim: str) -> ColumnElement[Any]:
     return table.c[dim]
 
 
+def grain_of(dims: Sequence[str], filters: Mapping[str, str]) -> Table:
+    """The city grain unless enterprises are grouped or filtered by."""
+    return rollup_enterprise_day if "enterprise" in {*dims, *filters} else rollup_city_day
+
+
+def _grouped_sums(
+    table: Table,
+    dims: Sequence[str],
+    first_day: date,
+    last_day: date,
+    filters: Mapping[str, str],
+) -> Select[Any]:
+    keys = [_column(table, d).label(d) for d in dims]
+    sums = [cast(func.sum(table.c[m]), BigInteger).label(m) for m in ROLLUP_MEASURES]
+    statement = (
+        select(*keys, *sums)
+        .where(table.c.day.between(first_day, last_day))
+        .where(*(_column(table, name) == value for name, value in filters.items()))
+    )
+    return statement.group_by(*keys).order_by(*keys) if dims else statement
+
+
 async def query_rollups(
     conn: AsyncConnection,
     dims: Sequence[str],
@@ -66,16 +88,8 @@ async def query_rollups_with_totals(
 ) -> tuple[list[dict[str, Any]], dict[str, int]]:
     """`query_rollups` and the totals of its rows, `payer_count` included (the
     union of every row's payers, not their sum)."""
-    table = rollup_enterprise_day if "enterprise" in {*dims, *filters} else rollup_city_day
-    keys = [_column(table, d).label(d) for d in dims]
-    sums = [cast(func.sum(table.c[m]), BigInteger).label(m) for m in ROLLUP_MEASURES]
-    statement = (
-        select(*keys, *sums)
-        .where(table.c.day.between(first_day, last_day))
-        .where(*(_column(table, name) == value for name, value in filters.items()))
-    )
-    if dims:
-        statement = statement.group_by(*keys).order_by(*keys)
+    table = grain_of(dims, filters)
+    statement = _grouped_sums(table, dims, first_day, last_day, filters)
     payers, payer_total = await _payer_counts(conn, table, dims, first_day, last_day, filters)
     rows = []
     for row in (await conn.execute(statement)).mappings():
@@ -88,6 +102,42 @@ async def query_rollups_with_totals(
     return rows, {**total_of(rows), "payer_count": payer_total}
 
 
+async def query_rollup_page(
+    conn: AsyncConnection,
+    dims: Sequence[str],
+    first_day: date,
+    last_day: date,
+    filters: Mapping[str, str],
+    limit: int,
+    after: Sequence[Any] | None,
+) -> tuple[list[dict[str, Any]], bool]:
+    """At most `limit` rows of `query_rollups` (non-empty `dims`) that come after
+    the key `after` in their order, and whether more follow. Keyset paging: a page
+    costs its own rows whatever its position, and rows stored meanwhile never
+    shift a row onto two pages."""
+    table = grain_of(dims, filters)
+    statement = _grouped_sums(table, dims, first_day, last_day, filters)
+    if after is not None:
+        statement = statement.where(_key(table, dims) > tuple_(*after))
+    found = (await conn.execute(statement.limit(limit + 1))).mappings().all()
+    page = found[:limit]
+    if not page:
+        return [], False
+    bounds = (tuple(page[0][d] for d in dims), tuple(page[-1][d] for d in dims))
+    payers, _ = await _payer_counts(conn, table, dims, first_day, last_day, filters, bounds)
+    rows = []
+    for row in page:
+        key = tuple(row[d] for d in dims)
+        rows.append(
+            {**{d: row[d] for d in dims}, **measures_of(row), "payer_count": payers.get(key, 0)}
+        )
+    return rows, len(found) > limit
+
+
+def _key(table: Table, dims: Sequence[str]) -> ColumnElement[Any]:
+    return tuple_(*(_column(table, d) for d in dims))
+
+
 async def _payer_counts(
     conn: AsyncConnection,
     rollup: Table,
@@ -95,9 +145,11 @@ async def _payer_counts(
     first_day: date,
     last_day: date,
     filters: Mapping[str, str],
+    within: tuple[tuple[Any, ...], tuple[Any, ...]] | None = None,
 ) -> tuple[dict[tuple[Any, ...], int], int]:
     """Estimated distinct payers per group of `dims` and over all groups: the
-    sketches of the matching keys, merged per group and then across groups."""
+    sketches of the matching keys (those from `within[0]` to `within[1]` when
+    given), merged per group and then across groups."""
     table = PAYER_TABLES[rollup]
     keys = [_column(table, d).label(d) for d in dims]
     statement = (
@@ -105,6 +157,10 @@ async def _payer_counts(
         .where(table.c.day.between(first_day, last_day))
         .where(*(_column(table, name) == value for name, value in filters.items()))
     )
+    if within is not None:
+        statement = statement.where(
+            _key(table, dims).between(tuple_(*within[0]), tuple_(*within[1]))
+        )
     if dims:
         statement = statement.group_by(*keys)
     counts = {}

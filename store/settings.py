@@ -12,6 +12,9 @@ class Settings(BaseSettings):
 
     home: Path = Path(".payfeed")
     database_url: str | None = None
+    read_database_url: str | None = None
+    """A streaming replica of `database_url` for dashboard and public reads
+    (rollups, summaries, reports); unset: they read the primary."""
     kafka_bootstrap_servers: str | None = None
     kafka_topic: str = "payfeed.records"
     kafka_group: str = "payfeed"

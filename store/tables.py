@@ -226,6 +226,18 @@ backfill_files = Table(
 """A file backfill has read (by content digest): the data rows committed so far,
 so a rerun resumes after them, and a file read to its end is skipped."""
 
+data_version = Table(
+    "data_version",
+    metadata,
+    Column("slot", Integer, primary_key=True),
+    Column("version", BigInteger, nullable=False),
+    postgresql_with={"fillfactor": 50},
+)
+"""A counter that every statement changing what dashboards read bumps (statement
+triggers on the rollup, sketch, registry and publication tables), striped over
+rows by backend so that concurrent writers do not queue on one row; its sum is
+the data version (`store.data_version`)."""
+
 publications = Table(
     "publications",
     metadata,
