@@ -194,4 +194,3 @@ async def test_a_listing_by_enterprise_streams_as_csv_and_bad_cursors_are_400(
         )
         assert bad.status_code == 400
         assert bad.json()["error"]["code"] == "bad_cursor"
-
