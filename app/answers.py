@@ -22,7 +22,7 @@ from fastapi import Request, Response
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from store.data_version import current_version
-from store.tokens import Principal
+from store.principal import Principal
 
 AS_OF_HEADER = "X-Data-As-Of"
 """When the answer's data was current (`DataVersion.as_of`), ISO 8601."""

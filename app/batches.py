@@ -88,8 +88,12 @@ async def push_batch(
 
 @router.get("/{batch_id}", response_model=BatchAnswer, summary="The stored answer of a batch")
 async def read_batch(batch_id: str, conn: Conn, who: AnyCaller) -> Any:
-    if who.role == Role.VIEWER:
-        raise Forbidden("forbidden", "batches are read by their provider or an admin")
+    if who.role == Role.VIEWER or (who.role == Role.ADMIN and not who.scope.national):
+        raise Forbidden(
+            "forbidden",
+            "batches are read by their provider or a national admin: they hold "
+            "records of every region",
+        )
     found = await stored_answer(conn, batch_id)
     if found is None:
         raise NotFound("unknown_batch", f"no batch {batch_id}")

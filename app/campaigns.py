@@ -5,7 +5,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Path, Request
 
 from app.answers import Rendered, answer
-from app.deps import Admin, Conn, ReadConn, Viewer
+from app.deps import Conn, NationalAdmin, ReadConn, Viewer
 from app.registry import media_type
 from campaign.campaigns import campaign_summary, put_campaign
 from campaign.registry import parse_rows
@@ -34,11 +34,11 @@ CampaignCode = Annotated[str, Path(pattern=r"^[A-Za-z0-9_-]{1,32}$", examples=["
         }
     },
 )
-async def put(code: CampaignCode, request: Request, conn: Conn, who: Admin) -> Any:
+async def put(code: CampaignCode, request: Request, conn: Conn, who: NationalAdmin) -> Any:
     rows = parse_rows(CampaignIn, await request.body(), media_type(request))
     if len(rows) != 1:
         raise RuleViolation("invalid_registration", f"expected one campaign, got {len(rows)}")
-    return await put_campaign(conn, code, rows[0])
+    return await put_campaign(conn, code, rows[0], who)
 
 
 @router.get(
@@ -48,11 +48,12 @@ async def put(code: CampaignCode, request: Request, conn: Conn, who: Admin) -> A
     description="`uplift_fen` = campaign net − baseline net × campaign days / baseline days "
     "(rounded half away from zero to the fen); `uplift_pct` is it as a percentage of the "
     "scaled baseline (null when that is zero). Carries an `ETag` (answered `304` to a "
-    "matching `If-None-Match`) and `X-Data-As-Of`.",
+    "matching `If-None-Match`) and `X-Data-As-Of`. A regional token's summary covers its "
+    "region's cities.",
 )
 async def summary(request: Request, code: str, conn: ReadConn, who: Viewer) -> Any:
     async def render() -> Rendered:
-        found = CampaignSummary.model_validate(await campaign_summary(conn, code))
+        found = CampaignSummary.model_validate(await campaign_summary(conn, code, who.scope))
         return Rendered(found.model_dump_json().encode(), "application/json")
 
     return await answer(request, conn, who, render)

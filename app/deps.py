@@ -1,5 +1,9 @@
 """What routes need, as `Annotated` aliases: a transaction, the caller, settings.
 
+The caller (`Principal`) carries its region as a `Scope` (`who.scope`): routes
+hand it to the queries and registrations of `campaign/`, which filter and check
+by it, so that scoping is applied in one place rather than per route.
+
 The connection dependency owns the transaction: it commits after the route
 returns and before the answer is sent (read-your-writes), and rolls back on any
 error, so a route never commits and a failed request leaves nothing behind.
@@ -15,8 +19,9 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from schemas.records import Role
 from store.errors import Forbidden, PayfeedError, Unauthorized
+from store.principal import Principal
 from store.settings import Settings
-from store.tokens import Principal, authenticate
+from store.tokens import authenticate
 
 
 class DatabaseUnavailable(PayfeedError):
@@ -83,7 +88,7 @@ async def principal(request: Request, conn: Conn) -> Principal:
         raise Unauthorized("unauthorized", "missing bearer token")
     found = await authenticate(conn, token.strip())
     if found is None:
-        raise Unauthorized("unauthorized", "unknown or revoked token")
+        raise Unauthorized("unauthorized", "unknown, expired or revoked token")
     return found
 
 
@@ -97,7 +102,17 @@ def require(*roles: Role) -> Callable[..., Coroutine[Any, Any, Principal]]:
     return check
 
 
+async def national_admin(who: Annotated[Principal, Depends(require(Role.ADMIN))]) -> Principal:
+    if not who.scope.national:
+        raise Forbidden(
+            "forbidden", f"this needs a national admin token, not one of {who.scope.describe()}"
+        )
+    return who
+
+
 Provider = Annotated[Principal, Depends(require(Role.PROVIDER))]
 Viewer = Annotated[Principal, Depends(require(Role.VIEWER, Role.ADMIN))]
 Admin = Annotated[Principal, Depends(require(Role.ADMIN))]
+"""An admin of any region: what it changes is checked against `who.scope`."""
+NationalAdmin = Annotated[Principal, Depends(national_admin)]
 AnyCaller = Annotated[Principal, Depends(principal)]

@@ -4,7 +4,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
 
-from app.deps import Admin, Conn, Viewer, engine_of
+from app.deps import Conn, NationalAdmin, Viewer, engine_of
 from app.reports import FILE_RESPONSES, report_file
 from campaign.publications import (
     diff_publications,
@@ -25,11 +25,9 @@ router = APIRouter(prefix="/v1/campaigns/{code}/publications", tags=["publicatio
     "asked for and the campaign already has its final publication.",
 )
 async def create_publication(
-    code: str, body: PublicationIn, request: Request, who: Admin
+    code: str, body: PublicationIn, request: Request, who: NationalAdmin
 ) -> dict[str, Any]:
-    published = await publish_consistently(
-        engine_of(request), code, who.name, body.note, body.final
-    )
+    published = await publish_consistently(engine_of(request), code, who, body.note, body.final)
     assert published is not None
     return published
 

@@ -49,7 +49,10 @@ def report_file(figures: dict[str, Any], format: str, stem: str) -> Response:
     "held, policies issued, net sales in the unit's window (each city with its local "
     "extension), baseline, uplift and uplift %, then the `total` row. Amounts are integer "
     "fen in JSON and CSV, yuan with two decimals in XLSX. "
-    "Carries an `ETag` (answered `304` to a matching `If-None-Match`) and `X-Data-As-Of`.",
+    "Carries an `ETag` (answered `304` to a matching `If-None-Match`) and `X-Data-As-Of`. "
+    "A regional token's report has its region's units and a total of its region; `unit` "
+    "narrows the report to one province or city (403 `out_of_scope` outside the token's "
+    "region).",
     responses=FILE_RESPONSES,
 )
 async def report(
@@ -59,9 +62,10 @@ async def report(
     who: Viewer,
     level: Annotated[str, Query(pattern="^(province|city)$")] = "province",
     format: Annotated[str, Query(pattern="^(json|csv|xlsx)$")] = "json",
+    unit: Annotated[str | None, Query(examples=["33", "330100"])] = None,
 ) -> Any:
     async def render() -> Rendered:
-        figures = await campaign_report(conn, campaign, level)
+        figures = await campaign_report(conn, campaign, level, who.scope, unit)
         if format == "json":
             return Rendered(Report.model_validate(figures).model_dump_json().encode(), JSON)
         return rendered_report_file(figures, format, f"report-{campaign}-{level}")

@@ -17,6 +17,7 @@ from campaign.figures import (
     DIMENSIONS,
     FILTERS,
     ROW_MEASURES,
+    check_filters,
     query_rollup_page,
     query_rollups,
     query_rollups_with_totals,
@@ -24,6 +25,7 @@ from campaign.figures import (
 )
 from schemas.regions import resolve_city
 from store.errors import BadRequest
+from store.scope import Scope
 from store.sketches import RELATIVE_STANDARD_ERROR
 
 router = APIRouter(prefix="/v1/rollups", tags=["rollups"])
@@ -94,7 +96,9 @@ def decode_cursor(cursor: str, dims: Sequence[str]) -> list[Any]:
     "the answer holds at most that many rows and `next_cursor`; pass it as `cursor` for "
     "the next page (null on the last); `totals` always cover every row. CSV is never paged: "
     "a listing by enterprise streams. Answers carry an `ETag` (a matching "
-    "`If-None-Match` is answered `304`) and `X-Data-As-Of`.",
+    "`If-None-Match` is answered `304`) and `X-Data-As-Of`. A regional token reads its "
+    "region's cities only; a `province`, `city` or `enterprise` filter outside its region "
+    "is 403 `out_of_scope`.",
 )
 async def rollups(
     request: Request,
@@ -125,10 +129,12 @@ async def rollups(
     filters = {k: v for k, v in given.items() if v is not None and k in FILTERS}
     if city is not None and (resolved := resolve_city(city)) is not None:
         filters["city"] = resolved.code  # a county code means its city, as everywhere
+    scope = who.scope
+    await check_filters(conn, scope, filters)  # before a streamed answer begins
     header = [*names, *ROW_MEASURES]
     if format == "csv" and "enterprise" in names:
         return StreamingResponse(
-            _csv_pages(request, names, first_day, last_day, filters),
+            _csv_pages(request, names, first_day, last_day, filters, scope),
             media_type="text/csv; charset=utf-8",
             headers={"Content-Disposition": 'attachment; filename="rollups.csv"'},
         )
@@ -138,7 +144,9 @@ async def rollups(
 
     async def render() -> Rendered:
         if format == "csv":
-            rows, _ = await query_rollups_with_totals(conn, names, first_day, last_day, filters)
+            rows, _ = await query_rollups_with_totals(
+                conn, names, first_day, last_day, filters, scope
+            )
             return Rendered(
                 csv_text(header, rows).encode(),
                 "text/csv; charset=utf-8",
@@ -146,14 +154,14 @@ async def rollups(
             )
         if limit is None or not names:
             rows, totals = await query_rollups_with_totals(
-                conn, names, first_day, last_day, filters
+                conn, names, first_day, last_day, filters, scope
             )
             body: dict[str, Any] = {"rows": rows, "totals": totals}
         else:
             rows, more = await query_rollup_page(
-                conn, names, first_day, last_day, filters, limit, after
+                conn, names, first_day, last_day, filters, limit, after, scope
             )
-            (totals,) = await query_rollups(conn, [], first_day, last_day, filters) or [
+            (totals,) = await query_rollups(conn, [], first_day, last_day, filters, scope) or [
                 {**total_of([]), "payer_count": 0}
             ]
             body = {
@@ -175,6 +183,7 @@ async def _csv_pages(
     first_day: date,
     last_day: date,
     filters: dict[str, str],
+    scope: Scope,
 ) -> AsyncIterator[str]:
     """The whole listing as CSV, read page by page in one snapshot of its own: the
     memory it takes is one page's, however many enterprises there are."""
@@ -188,7 +197,7 @@ async def _csv_pages(
                 more = True
                 while more:
                     rows, more = await query_rollup_page(
-                        conn, dims, first_day, last_day, filters, CSV_PAGE, after
+                        conn, dims, first_day, last_day, filters, CSV_PAGE, after, scope
                     )
                     yield csv_text(header, rows, with_header=False)
                     if rows:

@@ -9,13 +9,19 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from campaign.figures import query_rollups, total_of
 from schemas.registry import CampaignIn
+from store.audit import record_change
 from store.errors import NotFound
+from store.principal import Principal
+from store.scope import NATIONAL, Scope
 from store.tables import campaigns, rollup_enterprise_day
 
 
-async def put_campaign(conn: AsyncConnection, code: str, body: CampaignIn) -> dict[str, Any]:
-    """Create or replace a campaign's name and windows (idempotent). Its cities,
-    their local extensions and its registrations stay as they are."""
+async def put_campaign(
+    conn: AsyncConnection, code: str, body: CampaignIn, actor: Principal
+) -> dict[str, Any]:
+    """Create or replace a campaign's name, windows and report deadline
+    (idempotent). Its cities, their local extensions and its registrations stay
+    as they are."""
     values = body.model_dump()
     statement = insert(campaigns).values(code=code, **values)
     await conn.execute(
@@ -23,6 +29,7 @@ async def put_campaign(conn: AsyncConnection, code: str, body: CampaignIn) -> di
             index_elements=[campaigns.c.code], set_={k: statement.excluded[k] for k in values}
         )
     )
+    await record_change(conn, actor, "campaign.put", f"campaign {code}", 1)
     return dict((await campaign_row(conn, code))._mapping)
 
 
@@ -52,19 +59,24 @@ def uplift_pct(uplift_fen: int, scaled_baseline_fen: int) -> float | None:
     return round(uplift_fen * 100 / scaled_baseline_fen, 2)
 
 
-async def campaign_summary(conn: AsyncConnection, code: str) -> dict[str, Any]:
+async def campaign_summary(
+    conn: AsyncConnection, code: str, scope: Scope = NATIONAL
+) -> dict[str, Any]:
+    """The campaign's totals, baseline and uplift over the cities of `scope`."""
     c = await campaign_row(conn, code)
     nothing = {**total_of([]), "payer_count": 0}
-    (current,) = await query_rollups(conn, [], c.first_day, c.last_day, {}) or [nothing]
-    (base,) = await query_rollups(conn, [], c.baseline_first_day, c.baseline_last_day, {}) or [
-        nothing
-    ]
+    (current,) = await query_rollups(conn, [], c.first_day, c.last_day, {}, scope) or [nothing]
+    (base,) = await query_rollups(
+        conn, [], c.baseline_first_day, c.baseline_last_day, {}, scope
+    ) or [nothing]
     active = (
         await conn.execute(
             select(
                 func.count(distinct(rollup_enterprise_day.c.city)),
                 func.count(distinct(rollup_enterprise_day.c.enterprise)),
-            ).where(rollup_enterprise_day.c.day.between(c.first_day, c.last_day))
+            )
+            .where(rollup_enterprise_day.c.day.between(c.first_day, c.last_day))
+            .where(*scope.where(rollup_enterprise_day.c.city))
         )
     ).one()
     days = (c.last_day - c.first_day).days + 1

@@ -8,8 +8,10 @@ from typing import Any
 from sqlalchemy import BigInteger, ColumnElement, Select, Table, cast, func, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from schemas.regions import resolve_city
+from store.scope import NATIONAL, Scope
 from store.sketches import PAYER_TABLES, estimate, union_of
-from store.tables import ROLLUP_MEASURES, rollup_city_day, rollup_enterprise_day
+from store.tables import ROLLUP_MEASURES, enterprises, rollup_city_day, rollup_enterprise_day
 
 DIMENSIONS = ("day", "province", "city", "enterprise", "category", "channel", "provider")
 FILTERS = ("province", "city", "enterprise", "category", "channel", "provider")
@@ -48,20 +50,50 @@ def grain_of(dims: Sequence[str], filters: Mapping[str, str]) -> Table:
     return rollup_enterprise_day if "enterprise" in {*dims, *filters} else rollup_city_day
 
 
+async def check_filters(conn: AsyncConnection, scope: Scope, filters: Mapping[str, str]) -> None:
+    """403 `out_of_scope` for a filter naming a region outside `scope`: a province
+    other than the scope's own, a city it does not cover, an enterprise not
+    registered in one of its cities (whether registered elsewhere or nowhere)."""
+    if scope.national:
+        return
+    province, city, enterprise = (filters.get(k) for k in ("province", "city", "enterprise"))
+    if province is not None and province != scope.province:
+        raise scope.refusal("the province filter")
+    if city is not None:
+        resolved = resolve_city(city)
+        if resolved is None or not scope.covers_city(resolved.code):
+            raise scope.refusal("the city filter")
+    if enterprise is not None:
+        cities = (
+            await conn.execute(select(enterprises.c.city).where(enterprises.c.uscc == enterprise))
+        ).scalars()
+        if not any(scope.covers_city(c) for c in cities):
+            raise scope.refusal("the enterprise filter")
+
+
+def _selected(
+    table: Table, first_day: date, last_day: date, filters: Mapping[str, str], scope: Scope
+) -> list[ColumnElement[bool]]:
+    """The rows of the days, filters and scope asked for: every query of rollups
+    or sketches selects through here, so none reads outside the caller's scope."""
+    return [
+        table.c.day.between(first_day, last_day),
+        *(_column(table, name) == value for name, value in filters.items()),
+        *scope.where(table.c.city),
+    ]
+
+
 def _grouped_sums(
     table: Table,
     dims: Sequence[str],
     first_day: date,
     last_day: date,
     filters: Mapping[str, str],
+    scope: Scope,
 ) -> Select[Any]:
     keys = [_column(table, d).label(d) for d in dims]
     sums = [cast(func.sum(table.c[m]), BigInteger).label(m) for m in ROLLUP_MEASURES]
-    statement = (
-        select(*keys, *sums)
-        .where(table.c.day.between(first_day, last_day))
-        .where(*(_column(table, name) == value for name, value in filters.items()))
-    )
+    statement = select(*keys, *sums).where(*_selected(table, first_day, last_day, filters, scope))
     return statement.group_by(*keys).order_by(*keys) if dims else statement
 
 
@@ -71,11 +103,12 @@ async def query_rollups(
     first_day: date,
     last_day: date,
     filters: Mapping[str, str],
+    scope: Scope = NATIONAL,
 ) -> list[dict[str, Any]]:
     """Rows of the measures grouped by `dims` over Asia/Shanghai days
     `first_day`..`last_day`, ordered by the dims. Reads the city grain unless
     enterprises are asked for."""
-    rows, _ = await query_rollups_with_totals(conn, dims, first_day, last_day, filters)
+    rows, _ = await query_rollups_with_totals(conn, dims, first_day, last_day, filters, scope)
     return rows
 
 
@@ -85,12 +118,17 @@ async def query_rollups_with_totals(
     first_day: date,
     last_day: date,
     filters: Mapping[str, str],
+    scope: Scope = NATIONAL,
 ) -> tuple[list[dict[str, Any]], dict[str, int]]:
     """`query_rollups` and the totals of its rows, `payer_count` included (the
-    union of every row's payers, not their sum)."""
+    union of every row's payers, not their sum). Rows outside `scope` are never
+    read; filters are checked against it first (`check_filters`)."""
+    await check_filters(conn, scope, filters)
     table = grain_of(dims, filters)
-    statement = _grouped_sums(table, dims, first_day, last_day, filters)
-    payers, payer_total = await _payer_counts(conn, table, dims, first_day, last_day, filters)
+    statement = _grouped_sums(table, dims, first_day, last_day, filters, scope)
+    payers, payer_total = await _payer_counts(
+        conn, table, dims, first_day, last_day, filters, scope
+    )
     rows = []
     for row in (await conn.execute(statement)).mappings():
         if row["payment_count"] is None:
@@ -110,13 +148,15 @@ async def query_rollup_page(
     filters: Mapping[str, str],
     limit: int,
     after: Sequence[Any] | None,
+    scope: Scope = NATIONAL,
 ) -> tuple[list[dict[str, Any]], bool]:
     """At most `limit` rows of `query_rollups` (non-empty `dims`) that come after
     the key `after` in their order, and whether more follow. Keyset paging: a page
     costs its own rows whatever its position, and rows stored meanwhile never
     shift a row onto two pages."""
+    await check_filters(conn, scope, filters)
     table = grain_of(dims, filters)
-    statement = _grouped_sums(table, dims, first_day, last_day, filters)
+    statement = _grouped_sums(table, dims, first_day, last_day, filters, scope)
     if after is not None:
         statement = statement.where(_key(table, dims) > tuple_(*after))
     found = (await conn.execute(statement.limit(limit + 1))).mappings().all()
@@ -124,7 +164,7 @@ async def query_rollup_page(
     if not page:
         return [], False
     bounds = (tuple(page[0][d] for d in dims), tuple(page[-1][d] for d in dims))
-    payers, _ = await _payer_counts(conn, table, dims, first_day, last_day, filters, bounds)
+    payers, _ = await _payer_counts(conn, table, dims, first_day, last_day, filters, scope, bounds)
     rows = []
     for row in page:
         key = tuple(row[d] for d in dims)
@@ -145,6 +185,7 @@ async def _payer_counts(
     first_day: date,
     last_day: date,
     filters: Mapping[str, str],
+    scope: Scope,
     within: tuple[tuple[Any, ...], tuple[Any, ...]] | None = None,
 ) -> tuple[dict[tuple[Any, ...], int], int]:
     """Estimated distinct payers per group of `dims` and over all groups: the
@@ -152,10 +193,8 @@ async def _payer_counts(
     given), merged per group and then across groups."""
     table = PAYER_TABLES[rollup]
     keys = [_column(table, d).label(d) for d in dims]
-    statement = (
-        select(*keys, func.array_agg(table.c.sketch).label("sketches"))
-        .where(table.c.day.between(first_day, last_day))
-        .where(*(_column(table, name) == value for name, value in filters.items()))
+    statement = select(*keys, func.array_agg(table.c.sketch).label("sketches")).where(
+        *_selected(table, first_day, last_day, filters, scope)
     )
     if within is not None:
         statement = statement.where(

@@ -30,7 +30,9 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from campaign.campaigns import campaign_row, uplift
 from campaign.reports import FIELDS, SALES_MEASURES, campaign_figures, report_of
 from schemas.records import LOCAL_TIME_ZONE
+from store.audit import record_change
 from store.errors import BadRequest, Conflict, NotFound
+from store.principal import SCHEDULE, Principal
 from store.tables import campaign_cities, campaigns, publications
 
 HEADER = ("campaign", "number", "published_at", "published_by", "note", "final")
@@ -148,7 +150,7 @@ async def snapshot(conn: AsyncConnection, code: str, now: datetime) -> dict[str,
 async def publish(
     conn: AsyncConnection,
     campaign: str,
-    actor: str,
+    actor: Principal,
     note: str,
     final: bool,
     now: datetime,
@@ -171,7 +173,7 @@ async def publish(
         "campaign": campaign,
         "number": (latest or 0) + 1,
         "published_at": now.isoformat(),
-        "published_by": actor,
+        "published_by": actor.name,
         "note": note,
         "final": final,
     }
@@ -180,11 +182,14 @@ async def publish(
     await conn.execute(
         publications.insert().values(**header | {"published_at": now}, sha256=sha256, body=body)
     )
+    await record_change(
+        conn, actor, "publication.create", f"campaign {campaign} #{header['number']}", 1
+    )
     return {**body, "sha256": sha256}
 
 
 async def publish_if_changed(
-    conn: AsyncConnection, campaign: str, actor: str, now: datetime
+    conn: AsyncConnection, campaign: str, actor: Principal, now: datetime
 ) -> dict[str, Any] | None:
     """Publish unless the figures equal the latest publication's (then `None`)."""
     figures = await snapshot(conn, campaign, now)
@@ -197,7 +202,7 @@ async def publish_if_changed(
 async def publish_consistently(
     engine: AsyncEngine,
     campaign: str,
-    actor: str,
+    actor: Principal,
     note: str = "",
     final: bool = False,
     *,
@@ -398,7 +403,7 @@ async def publish_due(engine: AsyncEngine, now: datetime) -> list[dict[str, Any]
         ]
     published = []
     for code in codes:
-        done = await publish_consistently(engine, code, "schedule", only_if_changed=True, now=now)
+        done = await publish_consistently(engine, code, SCHEDULE, only_if_changed=True, now=now)
         if done is not None:
             published.append(done)
     return published

@@ -4,6 +4,10 @@ Each call validates every row first (field rules, USCC check character), then
 upserts and checks the rules that count rows in the database. A broken rule
 raises `RuleViolation` (422) naming the rule and its numbers; the caller's
 transaction then rolls back, so nothing of the call is applied.
+
+`register` is the one entry: it checks every row against the actor's region
+before anything is written (a row outside it, or one that would change a row
+outside it, is 403 `out_of_scope` for the whole call) and appends the audit row.
 """
 
 import csv
@@ -19,7 +23,10 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from schemas.regions import CITIES, MUNICIPALITY_PROVINCES, PROVINCES, prefecture_count
 from schemas.registry import ActivityIn, CityIn, EnterpriseIn, MerchantAccountIn, PolicyIn
-from store.errors import BadRequest, RuleViolation, UnsupportedMediaType
+from store.audit import record_change
+from store.errors import BadRequest, Forbidden, RuleViolation, UnsupportedMediaType
+from store.principal import Principal
+from store.scope import Scope
 from store.tables import (
     activities,
     campaign_cities,
@@ -176,6 +183,62 @@ def _last_of_each_key(table: Table, rows: Sequence[BaseModel]) -> list[dict[str,
     return list(unique.values())
 
 
+async def _check_cities(conn: AsyncConnection, scope: Scope, rows: list[CityIn]) -> None:
+    if scope.city is not None:
+        raise Forbidden(
+            "out_of_scope", "participating cities are registered by a provincial or national admin"
+        )
+    for index, row in enumerate(rows):
+        scope.require_city(row.city, f"row {index}: the city")
+
+
+async def _check_enterprises(conn: AsyncConnection, scope: Scope, rows: list[EnterpriseIn]) -> None:
+    for index, row in enumerate(rows):
+        scope.require_city(row.city, f"row {index}: the enterprise's city")
+    stored = await conn.execute(
+        select(enterprises.c.city).where(enterprises.c.uscc.in_({r.uscc for r in rows}))
+    )
+    if not all(scope.covers_city(city) for city in stored.scalars()):
+        raise scope.refusal("an enterprise registered already")
+
+
+async def _check_merchant_accounts(
+    conn: AsyncConnection, scope: Scope, rows: list[MerchantAccountIn]
+) -> None:
+    """The account's enterprise, its own city (a chain store) and any account it
+    would replace must all be of the region. An enterprise registered nowhere in
+    the region is refused alike, registered elsewhere or not at all."""
+    found = await conn.execute(
+        select(enterprises.c.uscc, enterprises.c.city).where(
+            enterprises.c.uscc.in_({r.uscc for r in rows})
+        )
+    )
+    cities = {uscc: city for uscc, city in found}
+    for index, row in enumerate(rows):
+        if row.uscc not in cities or not scope.covers_city(cities[row.uscc]):
+            raise scope.refusal(f"row {index}: the enterprise")
+        if row.city is not None:
+            scope.require_city(row.city, f"row {index}: the account's city")
+    keys = {(r.provider, r.merchant_id) for r in rows}
+    stored = await conn.execute(
+        select(func.coalesce(merchant_accounts.c.city, enterprises.c.city))
+        .join(enterprises, enterprises.c.uscc == merchant_accounts.c.uscc)
+        .where(func.row(merchant_accounts.c.provider, merchant_accounts.c.merchant_id).in_(keys))
+    )
+    if not all(scope.covers_city(city) for city in stored.scalars()):
+        raise scope.refusal("a merchant account registered already")
+
+
+async def _check_activities(conn: AsyncConnection, scope: Scope, rows: list[ActivityIn]) -> None:
+    for index, row in enumerate(rows):
+        scope.require_city(row.city, f"row {index}: the activity's city")
+
+
+async def _check_policies(conn: AsyncConnection, scope: Scope, rows: list[PolicyIn]) -> None:
+    for index, row in enumerate(rows):
+        scope.require_unit(row.unit, f"row {index}: the policy's unit")
+
+
 REGISTRATIONS: dict[str, tuple[type[BaseModel], Any]] = {
     "cities": (CityIn, register_cities),
     "enterprises": (EnterpriseIn, register_enterprises),
@@ -185,3 +248,28 @@ REGISTRATIONS: dict[str, tuple[type[BaseModel], Any]] = {
 }
 """Kinds of registration by their public name: the input model and its register
 function (all or nothing, in the caller's transaction)."""
+
+SCOPE_CHECKS: dict[str, Any] = {
+    "cities": _check_cities,
+    "enterprises": _check_enterprises,
+    "merchant-accounts": _check_merchant_accounts,
+    "activities": _check_activities,
+    "policies": _check_policies,
+}
+"""Per kind, the check that every row lies in the actor's region (403 otherwise)."""
+assert SCOPE_CHECKS.keys() == REGISTRATIONS.keys()
+
+
+async def register(
+    conn: AsyncConnection, kind: str, rows: Sequence[BaseModel], actor: Principal
+) -> int:
+    """Register `rows` of `kind` for `actor`: all in its region or 403, then the
+    rules, then one audit row (`registry.<kind>`, on the campaigns touched)."""
+    _, apply = REGISTRATIONS[kind]
+    if not actor.scope.national:
+        await SCOPE_CHECKS[kind](conn, actor.scope, rows)
+    count: int = await apply(conn, rows)
+    campaigns_touched = sorted({str(c) for r in rows if (c := getattr(r, "campaign", None))})
+    target = f"campaign {', '.join(campaigns_touched)}" if campaigns_touched else kind
+    await record_change(conn, actor, f"registry.{kind}", target, count)
+    return count

@@ -20,6 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from campaign.campaigns import campaign_row, uplift, uplift_pct
 from schemas.regions import CITIES, PROVINCES
 from store.errors import BadRequest
+from store.scope import NATIONAL, Scope, parse_region
 
 LEVELS = ("province", "city")
 FIELDS = (
@@ -47,6 +48,7 @@ WITH c AS (
     SELECT cc.city, c.first_day, coalesce(cc.last_day, c.last_day) AS last_day,
            c.baseline_first_day, c.baseline_last_day
     FROM campaign_cities cc JOIN c ON cc.campaign = c.code
+    WHERE CAST(:region AS text) IS NULL OR left(cc.city, length(:region)) = :region
 ), sales AS (
     SELECT u.city,
            sum(r.payment_count) FILTER (WHERE r.day BETWEEN u.first_day AND u.last_day)
@@ -89,8 +91,15 @@ ORDER BY u.city
 )
 
 POLICIES_BY_UNIT = text(
-    "SELECT unit, count(*) AS policies FROM policies WHERE campaign = :campaign GROUP BY unit"
+    """
+SELECT unit, count(*) AS policies FROM policies
+WHERE campaign = :campaign
+  AND (CAST(:region AS text) IS NULL OR left(unit, length(:region)) = :region)
+GROUP BY unit
+"""
 )
+"""Policies of the campaign by unit within a region (a province's own and its
+cities'; a city's own: `left('33', 6)` is not `'330100'`)."""
 
 
 @dataclass(frozen=True)
@@ -124,10 +133,13 @@ class CampaignFigures:
     """Policies registered for the campaign, by unit (province prefix or city)."""
 
 
-async def campaign_figures(conn: AsyncConnection, code: str) -> CampaignFigures:
-    """Every participating city's figures (404 for an unknown campaign)."""
+async def campaign_figures(
+    conn: AsyncConnection, code: str, scope: Scope = NATIONAL
+) -> CampaignFigures:
+    """Every participating city's figures within `scope` (404 for an unknown
+    campaign)."""
     campaign = await campaign_row(conn, code)
-    params = {"campaign": code}
+    params = {"campaign": code, "region": scope.region}
     policies = {row.unit: int(row.policies) for row in await conn.execute(POLICIES_BY_UNIT, params)}
     baseline_days = (campaign.baseline_last_day - campaign.baseline_first_day).days + 1
     cities = []
@@ -207,7 +219,26 @@ def report_of(figures: CampaignFigures, level: str) -> dict[str, Any]:
     }
 
 
-async def campaign_report(conn: AsyncConnection, code: str, level: str) -> dict[str, Any]:
+async def campaign_report(
+    conn: AsyncConnection,
+    code: str,
+    level: str,
+    scope: Scope = NATIONAL,
+    unit: str | None = None,
+) -> dict[str, Any]:
+    """The report of `scope`'s cities: its rows and a total of the scope. `unit`
+    (a province prefix or a city code) narrows it to that unit, 403 when `scope`
+    does not cover it."""
     if level not in LEVELS:
         raise BadRequest("unknown_level", f"level is one of {', '.join(LEVELS)}, not {level!r}")
-    return report_of(await campaign_figures(conn, code), level)
+    if unit is not None:
+        scope = narrowed(scope, unit)
+    return report_of(await campaign_figures(conn, code, scope), level)
+
+
+def narrowed(scope: Scope, unit: str) -> Scope:
+    """The scope of `unit` within `scope` (403 `out_of_scope` outside it)."""
+    region = parse_region(unit)
+    if region is None or not scope.covers_unit(region):
+        raise scope.refusal("the report unit")
+    return Scope(region)

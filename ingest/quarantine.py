@@ -7,6 +7,7 @@ import logging
 from datetime import datetime
 from typing import Any
 
+import orjson
 import polars as pl
 from sqlalchemy import ColumnElement, delete, func, insert, select
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -16,16 +17,43 @@ from ingest.normalise import Window, normalise
 from ingest.window import ingest_window
 from ingest.writer import WriteResult, write_batch
 from schemas.records import QUARANTINED_CODES, STANDARD_FIELDS
+from store.audit import record_change
 from store.db import raw_connection
-from store.tables import quarantine, quarantine_actions
+from store.principal import Principal
+from store.scope import NATIONAL, Scope
+from store.tables import enterprises, merchant_accounts, quarantine, quarantine_actions
 
 log = logging.getLogger(__name__)
 
 
+def in_scope(scope: Scope) -> list[ColumnElement[bool]]:
+    """Held records whose merchant account resolves, with the registry as it is now,
+    to a city of `scope` (the chain store's city over its enterprise's). Records
+    that resolve nowhere are in the national scope only."""
+    if scope.national:
+        return []
+    held = quarantine.alias("held")
+    city = func.coalesce(merchant_accounts.c.city, enterprises.c.city)
+    resolved = (
+        select(held.c.id)
+        .join(
+            merchant_accounts,
+            (merchant_accounts.c.provider == held.c.provider)
+            & (merchant_accounts.c.merchant_id == held.c.record["merchant_id"].astext),
+        )
+        .join(enterprises, enterprises.c.uscc == merchant_accounts.c.uscc)
+        .where(*scope.where(city))
+    )
+    return [quarantine.c.id.in_(resolved)]
+
+
 def quarantine_filter(
-    code: str | None = None, provider: str | None = None, ids: list[int] | None = None
+    code: str | None = None,
+    provider: str | None = None,
+    ids: list[int] | None = None,
+    scope: Scope = NATIONAL,
 ) -> list[ColumnElement[bool]]:
-    conditions = []
+    conditions = in_scope(scope)
     if code:
         conditions.append(quarantine.c.code == code)
     if provider:
@@ -35,14 +63,32 @@ def quarantine_filter(
     return conditions
 
 
+async def require_in_scope(conn: AsyncConnection, scope: Scope, ids: list[int] | None) -> None:
+    """403 `out_of_scope` unless every id given is a held record of `scope`: an
+    action on a selection of ids is all or nothing."""
+    if scope.national or ids is None:
+        return
+    wanted = set(ids)
+    found = (
+        await conn.execute(
+            select(func.count())
+            .select_from(quarantine)
+            .where(*quarantine_filter(ids=list(wanted), scope=scope))
+        )
+    ).scalar_one()
+    if found != len(wanted):
+        raise scope.refusal("a held record selected")
+
+
 async def list_quarantine(
     conn: AsyncConnection,
     *,
     code: str | None = None,
     provider: str | None = None,
     limit: int = 1000,
+    scope: Scope = NATIONAL,
 ) -> dict[str, Any]:
-    where = quarantine_filter(code, provider)
+    where = quarantine_filter(code, provider, scope=scope)
     total = (
         await conn.execute(select(func.count()).select_from(quarantine).where(*where))
     ).scalar_one()
@@ -78,14 +124,14 @@ def _filters(code: str | None, provider: str | None, ids: list[int] | None) -> d
 async def replay_quarantine(
     conn: AsyncConnection,
     *,
-    actor: str,
+    actor: Principal,
     secret: bytes,
     now: datetime,
     code: str | None = None,
     provider: str | None = None,
     ids: list[int] | None = None,
 ) -> dict[str, int]:
-    """Run the selected held records again through the whole path (normalise,
+    """Run the selected held records of the actor's scope again through the whole path (normalise,
     write) with the registry as it is now, one batch per provider and chunk.
 
     A record that goes in (inserted, or already stored with the same content)
@@ -95,7 +141,11 @@ async def replay_quarantine(
     first: a concurrent replay of the same rows waits, then skips those gone."""
     window = await ingest_window(conn)
     # Bad messages (`malformed`) hold no standard record: discard them, never replay.
-    where = [*quarantine_filter(code, provider, ids), quarantine.c.code.in_(QUARANTINED_CODES)]
+    await require_in_scope(conn, actor.scope, ids)
+    where = [
+        *quarantine_filter(code, provider, ids, actor.scope),
+        quarantine.c.code.in_(QUARANTINED_CODES),
+    ]
     answer = {"replayed": 0, "inserted": 0, "duplicates": 0, "still_quarantined": 0}
     last_id = 0
     while True:
@@ -121,7 +171,7 @@ async def replay_quarantine(
             answer["duplicates"] += result.duplicates
             answer["still_quarantined"] += len(result.errors)
     await record_action(conn, "replay", actor, _filters(code, provider, ids), answer["replayed"])
-    log.info("quarantine replayed", extra={"actor": actor, **answer})
+    log.info("quarantine replayed", extra={"actor": actor.name, **answer})
     return answer
 
 
@@ -162,26 +212,36 @@ async def _replay_rows(
 async def discard_quarantine(
     conn: AsyncConnection,
     *,
-    actor: str,
+    actor: Principal,
     code: str | None = None,
     provider: str | None = None,
     ids: list[int] | None = None,
 ) -> dict[str, int]:
-    """Delete the selected held records for good; the action is recorded."""
+    """Delete the selected held records of the actor's scope for good; the action is
+    recorded."""
+    await require_in_scope(conn, actor.scope, ids)
     deleted = await conn.execute(
-        delete(quarantine).where(*quarantine_filter(code, provider, ids)).returning(quarantine.c.id)
+        delete(quarantine)
+        .where(*quarantine_filter(code, provider, ids, actor.scope))
+        .returning(quarantine.c.id)
     )
     count = len(deleted.all())
     await record_action(conn, "discard", actor, _filters(code, provider, ids), count)
-    log.info("quarantine discarded", extra={"actor": actor, "discarded": count})
+    log.info("quarantine discarded", extra={"actor": actor.name, "discarded": count})
     return {"discarded": count}
 
 
 async def record_action(
-    conn: AsyncConnection, action: str, actor: str, filters: dict[str, Any], count: int
+    conn: AsyncConnection, action: str, actor: Principal, filters: dict[str, Any], count: int
 ) -> None:
+    """The action in the quarantine's own trail and in the audit trail."""
     await conn.execute(
-        insert(quarantine_actions).values(action=action, actor=actor, filters=filters, count=count)
+        insert(quarantine_actions).values(
+            action=action, actor=actor.name, filters=filters, count=count
+        )
+    )
+    await record_change(
+        conn, actor, f"quarantine.{action}", orjson.dumps(filters).decode() or "{}", count
     )
 
 

@@ -101,6 +101,9 @@ class Campaign(BaseModel):
     baseline_first_day: date
     baseline_last_day: date
     time_zone: str
+    report_due: date | None = Field(
+        description="the last day on which a province's submission is on time"
+    )
 
 
 class ReportRow(BaseModel):

@@ -15,6 +15,8 @@ from schemas.regions import PROVINCES, resolve_city
 from schemas.uscc import uscc_is_valid
 
 DEFAULT_CAMPAIGN = "2023"
+REPORT_DUE_AFTER_DAYS = 7
+"""Provinces report a week after the campaign ends (15 October for 2023)."""
 
 CityCode = Annotated[str, Field(pattern=r"^[0-9]{6}$", examples=["330100"])]
 
@@ -138,11 +140,18 @@ class CampaignIn(Registration):
     last_day: date
     baseline_first_day: date | None = None
     baseline_last_day: date | None = None
+    report_due: date | None = Field(
+        default=None,
+        description="the last day on which a province's submission is on time; "
+        "default one week after last_day (2023-10-15 for the 2023 notice)",
+    )
 
     @model_validator(mode="after")
     def _windows(self) -> Self:
         if self.last_day < self.first_day:
             raise ValueError("last_day must not be before first_day")
+        if self.report_due is None:
+            self.report_due = self.last_day + timedelta(days=REPORT_DUE_AFTER_DAYS)
         days = self.last_day - self.first_day
         if self.baseline_last_day is None:
             self.baseline_last_day = self.first_day - timedelta(days=1)

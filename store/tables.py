@@ -46,7 +46,9 @@ campaigns = Table(
     Column("baseline_first_day", Date, nullable=False),
     Column("baseline_last_day", Date, nullable=False),
     Column("time_zone", Text, nullable=False, server_default="Asia/Shanghai"),
+    Column("report_due", Date, nullable=True),
 )
+"""`report_due`: the last day on which a province's submission is on time."""
 
 campaign_cities = Table(
     "campaign_cities",
@@ -87,7 +89,12 @@ tokens = Table(
     Column("provider", Text, nullable=True),
     Column("created_at", TZ, nullable=False, server_default=func.now()),
     Column("revoked_at", TZ, nullable=True),
+    Column("region", Text, nullable=True),
+    Column("expires_at", TZ, nullable=True),
+    Column("last_used_at", TZ, nullable=True),
 )
+"""`region`: none (national), a province prefix or a city code (viewer and admin
+tokens only). An expired or revoked token authenticates nobody."""
 
 batches = Table(
     "batches",
@@ -253,3 +260,40 @@ publications = Table(
 )
 """A campaign's report as published: numbered per campaign, never updated or
 deleted (a trigger refuses both), `sha256` over the canonical JSON of `body`."""
+
+submissions = Table(
+    "submissions",
+    metadata,
+    Column("campaign", Text, ForeignKey("campaigns.code"), primary_key=True),
+    Column("province", Text, primary_key=True),
+    Column("number", Integer, primary_key=True),
+    Column("submitted_at", TZ, nullable=False),
+    Column("submitted_by", Text, nullable=False),
+    Column("actor_token_id", Integer, nullable=True),
+    Column("note", Text, nullable=False),
+    Column("late", Boolean, nullable=False),
+    Column("sha256", Text, nullable=False),
+    Column("body", JSONB, nullable=False),
+)
+"""A province's report as submitted (报送): numbered per campaign and province,
+never updated or deleted (a trigger refuses both), `sha256` over the canonical
+JSON of `body`."""
+
+audit = Table(
+    "audit",
+    metadata,
+    Column("id", BigInteger, primary_key=True),
+    Column("at", TZ, nullable=False, server_default=func.now()),
+    Column("actor_token_id", Integer, nullable=True),
+    Column("role", Text, nullable=False),
+    Column("region", Text, nullable=True),
+    Column("action", Text, nullable=False),
+    Column("target", Text, nullable=False),
+    Column("count", BigInteger, nullable=False),
+    Index(None, "at"),
+    Index(None, "action", "at"),
+    Index(None, "actor_token_id", "at"),
+)
+"""Every change made through payfeed, one row per change: who (token, role,
+region; the command line is role `cli`), what, on what, how many rows. Append-only
+(a trigger refuses updates and deletes)."""

@@ -1,74 +1,143 @@
 """API tokens: random, shown once, stored only as their SHA-256.
 
 A token is 32 random bytes, so a plain hash is enough to make the stored value
-useless to a reader of the table; lookups stay one indexed equality.
+useless to a reader of the table; lookups stay one indexed equality. Viewer and
+admin tokens carry a region (`store.scope`); any token may expire.
 """
 
 import hashlib
+import re
 import secrets
-from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
 
-from sqlalchemy import select, update
+from sqlalchemy import and_, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from schemas.records import Role
+from schemas.records import LOCAL_TIME_ZONE, Role
+from store.audit import record_change
 from store.errors import BadRequest, NotFound
+from store.principal import COMMAND_LINE, Principal
+from store.scope import Scope, parse_region
 from store.tables import tokens
 
 PREFIX = "pf_"
-
-
-@dataclass(frozen=True)
-class Principal:
-    token_id: int
-    role: Role
-    provider: str | None
-
-    @property
-    def name(self) -> str:
-        return f"token:{self.token_id}" + (f"({self.provider})" if self.provider else "")
+LAST_USED_EVERY = timedelta(minutes=1)
+"""`last_used_at` is written at most this often per token, and never waited for."""
 
 
 def token_hash(token: str) -> bytes:
     return hashlib.sha256(token.encode()).digest()
 
 
-async def create_token(conn: AsyncConnection, role: Role, provider: str | None) -> str:
+def parse_expiry(text: str, now: datetime) -> datetime:
+    """`30d`/`90d` (days from now) or a date `YYYY-MM-DD`: the token stops working
+    when that day begins in Asia/Shanghai."""
+    days = re.fullmatch(r"([1-9][0-9]{0,4})d", text.strip())
+    if days:
+        return now + timedelta(days=int(days.group(1)))
+    try:
+        day = date.fromisoformat(text.strip())
+    except ValueError:
+        raise BadRequest(
+            "bad_expiry", f"expiry {text!r} is neither <days>d (e.g. 90d) nor YYYY-MM-DD"
+        ) from None
+    expires = datetime.combine(day, time(), ZoneInfo(LOCAL_TIME_ZONE))
+    if expires <= now:
+        raise BadRequest("bad_expiry", f"expiry {text} is not in the future")
+    return expires
+
+
+async def create_token(
+    conn: AsyncConnection,
+    role: Role,
+    provider: str | None = None,
+    *,
+    region: str | None = None,
+    expires_at: datetime | None = None,
+    actor: Principal = COMMAND_LINE,
+) -> str:
+    """A new token, recorded in the audit trail as created by `actor`."""
     if (role == Role.PROVIDER) != bool(provider):
         raise BadRequest("bad_token_request", "a provider token needs --provider, and only it")
+    region = parse_region(region)
+    if role == Role.PROVIDER and region is not None:
+        raise BadRequest("bad_token_request", "provider tokens are national: no --region")
     token = PREFIX + secrets.token_urlsafe(32)
-    await conn.execute(
-        tokens.insert().values(token_hash=token_hash(token), role=role.value, provider=provider)
+    token_id = (
+        await conn.execute(
+            tokens.insert()
+            .values(
+                token_hash=token_hash(token),
+                role=role.value,
+                provider=provider,
+                region=region,
+                expires_at=expires_at,
+            )
+            .returning(tokens.c.id)
+        )
+    ).scalar_one()
+    target = f"token:{token_id} {role.value} {Scope(region).key}" + (
+        f" {provider}" if provider else ""
     )
+    await record_change(conn, actor, "token.create", target, 1)
     return token
 
 
 async def authenticate(conn: AsyncConnection, token: str) -> Principal | None:
+    """The caller of a live token (not revoked, not expired), else None. Notes
+    when the token was used, at most once a minute and skipping a row another
+    request holds, so that no request ever waits for another's transaction."""
     row = (
         await conn.execute(
-            select(tokens.c.id, tokens.c.role, tokens.c.provider).where(
-                tokens.c.token_hash == token_hash(token), tokens.c.revoked_at.is_(None)
+            select(tokens.c.id, tokens.c.role, tokens.c.provider, tokens.c.region).where(
+                tokens.c.token_hash == token_hash(token),
+                tokens.c.revoked_at.is_(None),
+                or_(tokens.c.expires_at.is_(None), tokens.c.expires_at > datetime.now(UTC)),
             )
         )
     ).first()
-    return Principal(row.id, Role(row.role), row.provider) if row else None
+    if row is None:
+        return None
+    now = datetime.now(UTC)
+    due = (
+        select(tokens.c.id)
+        .where(
+            tokens.c.id == row.id,
+            or_(tokens.c.last_used_at.is_(None), tokens.c.last_used_at < now - LAST_USED_EVERY),
+        )
+        .with_for_update(skip_locked=True)
+        .scalar_subquery()
+    )
+    await conn.execute(update(tokens).where(tokens.c.id == due).values(last_used_at=now))
+    return Principal(row.id, Role(row.role), row.provider, row.region)
 
 
-async def list_tokens(conn: AsyncConnection) -> list[dict[str, object]]:
+async def list_tokens(conn: AsyncConnection) -> list[dict[str, Any]]:
     rows = await conn.execute(
         select(
-            tokens.c.id, tokens.c.role, tokens.c.provider, tokens.c.created_at, tokens.c.revoked_at
+            tokens.c.id,
+            tokens.c.role,
+            tokens.c.region,
+            tokens.c.provider,
+            tokens.c.created_at,
+            tokens.c.expires_at,
+            tokens.c.last_used_at,
+            tokens.c.revoked_at,
         ).order_by(tokens.c.id)
     )
     return [dict(row._mapping) for row in rows]
 
 
-async def revoke_token(conn: AsyncConnection, token_id: int) -> None:
+async def revoke_token(
+    conn: AsyncConnection, token_id: int, actor: Principal = COMMAND_LINE
+) -> None:
     done = await conn.execute(
         update(tokens)
-        .where(tokens.c.id == token_id, tokens.c.revoked_at.is_(None))
+        .where(and_(tokens.c.id == token_id, tokens.c.revoked_at.is_(None)))
         .values(revoked_at=datetime.now(UTC))
     )
     if done.rowcount == 0:
         raise NotFound("unknown_token", f"no active token {token_id}")
+    await record_change(conn, actor, "token.revoke", f"token:{token_id}", 1)

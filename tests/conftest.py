@@ -102,9 +102,11 @@ async def client(engine: AsyncEngine, settings: Settings) -> AsyncIterator[httpx
         yield client
 
 
-async def _token(engine: AsyncEngine, role: Role, provider: str | None = None) -> dict[str, str]:
+async def _token(
+    engine: AsyncEngine, role: Role, provider: str | None = None, region: str | None = None
+) -> dict[str, str]:
     async with engine.begin() as conn:
-        token = await create_token(conn, role, provider)
+        token = await create_token(conn, role, provider, region=region)
     return {"Authorization": f"Bearer {token}"}
 
 
@@ -124,6 +126,16 @@ def provider_token(engine: AsyncEngine) -> Any:
 
     async def make(provider: str) -> dict[str, str]:
         return await _token(engine, Role.PROVIDER, provider)
+
+    return make
+
+
+@pytest.fixture
+def regional_token(engine: AsyncEngine) -> Any:
+    """`await regional_token(Role.VIEWER, "33")`: headers of a new token of a region."""
+
+    async def make(role: Role, region: str) -> dict[str, str]:
+        return await _token(engine, role, region=region)
 
     return make
 

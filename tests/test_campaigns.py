@@ -23,6 +23,8 @@ async def test_put_creates_then_replaces_a_campaign(
         "baseline_first_day": "2024-08-22",
         "baseline_last_day": "2024-08-31",
         "time_zone": "Asia/Shanghai",
+        # Provinces report a week after the last day.
+        "report_due": "2024-09-17",
     }
     csv_body = (
         "name,slogan,first_day,last_day,baseline_first_day,baseline_last_day\n"

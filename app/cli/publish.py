@@ -5,6 +5,7 @@ import typer
 
 from app.cli.common import in_transaction, with_engine
 from campaign.publications import list_publications, publish_consistently, verify_publications
+from store.principal import COMMAND_LINE
 
 cli = typer.Typer(help="Publications: list them, or prove their checksums.", no_args_is_help=True)
 
@@ -21,7 +22,7 @@ def publish(
 ) -> None:
     """Publish the campaign report as the next numbered, immutable publication."""
     published = with_engine(
-        lambda engine: publish_consistently(engine, campaign, "cli", note, final)
+        lambda engine: publish_consistently(engine, campaign, COMMAND_LINE, note, final)
     )
     assert published is not None
     typer.echo(

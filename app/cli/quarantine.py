@@ -6,11 +6,10 @@ import typer
 
 from app.cli.common import in_transaction
 from ingest.quarantine import discard_quarantine, list_quarantine, replay_quarantine
+from store.principal import COMMAND_LINE
 from store.settings import get_settings
 
 cli = typer.Typer(help="Held records: list, replay, discard.", no_args_is_help=True)
-
-ACTOR = "cli"
 
 Code = typer.Option(None, "--code", help="unknown_merchant or conflict")
 ProviderOpt = typer.Option(None, "--provider", help="the provider the records came from")
@@ -41,7 +40,7 @@ def replay(code: str | None = Code, provider: str | None = ProviderOpt) -> None:
     answer = in_transaction(
         lambda conn: replay_quarantine(
             conn,
-            actor=ACTOR,
+            actor=COMMAND_LINE,
             secret=settings.resolved_secret(),
             now=datetime.now(UTC),
             code=code,
@@ -64,6 +63,6 @@ def discard(
     if code is None and provider is None and not yes:
         typer.confirm("discard every held record?", abort=True)
     answer = in_transaction(
-        lambda conn: discard_quarantine(conn, actor=ACTOR, code=code, provider=provider)
+        lambda conn: discard_quarantine(conn, actor=COMMAND_LINE, code=code, provider=provider)
     )
     typer.echo(f"discarded {answer['discarded']}")
