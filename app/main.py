@@ -23,6 +23,7 @@ from app.answers import AnswerCache
 from app.schedule import publish_on_schedule
 from campaign.publications import parse_interval
 from ingest.consumer import RecordConsumer
+from ingest.payers import compact_continuously
 from store.db import create_engine, database_url, leave_embedded
 from store.settings import Settings, get_settings
 
@@ -41,12 +42,13 @@ def create_app(settings: Settings | None = None, url: str | None = None) -> Fast
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        """The engine, and the consumer and scheduled publishing when asked for;
-        all stopped again however the app ends."""
+        """The engines, the payer compactor, and the consumer and scheduled
+        publishing when asked for; all stopped again however the app ends."""
         app.state.engine = create_engine(url or database_url(settings))
         if settings.read_database_url:
             app.state.read_engine = create_engine(settings.read_database_url)
         consuming = publishing = None
+        compacting = asyncio.create_task(compact_continuously(app.state.engine))
         try:
             if app.state.with_consumer:
                 app.state.consumer = RecordConsumer(settings, app.state.engine)
@@ -57,6 +59,9 @@ def create_app(settings: Settings | None = None, url: str | None = None) -> Fast
                 )
             yield
         finally:
+            compacting.cancel()
+            with suppress(asyncio.CancelledError):
+                await compacting
             if publishing is not None:
                 publishing.cancel()
                 with suppress(asyncio.CancelledError):

@@ -26,7 +26,7 @@ from campaign.figures import (
 from schemas.regions import resolve_city
 from store.errors import BadRequest
 from store.scope import Scope
-from store.sketches import RELATIVE_STANDARD_ERROR
+from store.sketches import PAYER_COUNT_LAG_SECONDS, RELATIVE_STANDARD_ERROR
 
 router = APIRouter(prefix="/v1/rollups", tags=["rollups"])
 
@@ -91,7 +91,10 @@ def decode_cursor(cursor: str, dims: Sequence[str]) -> list[Any]:
     "HyperLogLog sketches (lg_k 12) that merge across any rows: relative standard error "
     f"{RELATIVE_STANDARD_ERROR:.2%} (about 68 % of counts within ±1.6 %, 99.7 % within "
     "±4.9 %), practically exact below a few hundred payers; a total merges its rows' "
-    "payers rather than adding the counts. "
+    "payers rather than adding the counts. The payers of a batch are merged into the "
+    "sketches off the batch's path: `payer_count` may lag the other measures by up to "
+    f"{PAYER_COUNT_LAG_SECONDS} seconds (every other measure is exact once the batch is "
+    "answered). "
     "Paging: with `limit` (at most 10,000; 1,000 by default when `dims` has `enterprise`) "
     "the answer holds at most that many rows and `next_cursor`; pass it as `cursor` for "
     "the next page (null on the last); `totals` always cover every row. CSV is never paged: "

@@ -27,7 +27,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from ingest.adapters.base import RawBatch, RowError
 from ingest.masking import mask_values
 from ingest.normalise import CONTENT, Normalised
-from ingest.payers import add_to_payers
+from ingest.payers import queue_payers
 from ingest.rollups import add_to_rollups
 from schemas.records import QUARANTINED_CODES, STANDARD_FIELDS, Outcome
 from store.db import raw_connection
@@ -102,7 +102,7 @@ async def write_batch(
         )
         outcome.update(seen)
         await add_to_rollups(conn, new)
-        await add_to_payers(conn, new)
+        await queue_payers(conn, new)
         inserted = new.height
     _resolve_repeats(normalised.repeats, outcome)
 

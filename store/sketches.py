@@ -34,6 +34,12 @@ TARGET = tgt_hll_type.HLL_4
 RELATIVE_STANDARD_ERROR = 1.04 / (1 << LG_K) ** 0.5
 """≈ 0.01625: one standard error of `payer_count`, as a fraction of the true count."""
 
+PAYER_COUNT_LAG_SECONDS = 30
+"""How far `payer_count` may lag the exact measures: a batch's payers are merged
+into the sketches by the compactor (`ingest.payers`) every 5 seconds, and a merge
+of everything queued took at most MEASURED s in bench/scale.py at 10,000
+enterprises."""
+
 PAYER_TABLES: dict[Table, Table] = {
     rollup_city_day: rollup_city_day_payers,
     rollup_enterprise_day: rollup_enterprise_day_payers,

@@ -219,6 +219,16 @@ def _payers_table(rollup: Table) -> Table:
 rollup_city_day_payers = _payers_table(rollup_city_day)
 rollup_enterprise_day_payers = _payers_table(rollup_enterprise_day)
 
+payer_queue = Table(
+    "payer_queue",
+    metadata,
+    Column("id", BigInteger, primary_key=True),
+    Column("queued_at", TZ, nullable=False, server_default=func.now()),
+    Column("payers", LargeBinary, nullable=False),
+)
+"""A batch's payer hashes with their rollup keys (Arrow IPC), written in the
+batch's transaction and deleted once merged into the sketches."""
+
 backfill_files = Table(
     "backfill_files",
     metadata,

@@ -9,10 +9,11 @@ import httpx
 import polars as pl
 import pytest
 from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from ingest import normalise
 from ingest.normalise import PayerHashes, payer_hasher
+from ingest.payers import PAYER_COLUMNS, compact_all, compact_payers, queue_payers
 from ingest.rollups import rebuild_rollups
 from store.sketches import RELATIVE_STANDARD_ERROR
 from tests.factories import enterprise_with_account, push, record
@@ -114,6 +115,10 @@ async def test_payer_count_within_the_stated_error(
         for i in range(5)
     ]
     await push(client, cmb, "small", [*small, record("S9", merchant_id="HZ")])
+    # Exact at once; payers once the queue is merged.
+    queued = (await payer_counts(client, viewer, ""))["rows"][0]
+    assert (queued["txn_count"], queued["payer_count"]) == (120_006, 0)
+    assert await compact_all(engine) == 5
 
     total = (await payer_counts(client, viewer, ""))["rows"][0]["payer_count"]
     assert within(total - 3, PAYERS), total
@@ -132,3 +137,31 @@ async def test_payer_count_within_the_stated_error(
         await rebuild_rollups(conn, date(2023, 9, 1), date(2023, 9, 30))
     rebuilt = (await payer_counts(client, viewer, ""))["rows"][0]["payer_count"]
     assert within(rebuilt - 3, PAYERS), rebuilt
+
+
+async def test_one_compactor_at_a_time_and_a_merge_twice_counts_once(
+    client: httpx.AsyncClient,
+    admin: dict[str, str],
+    viewer: dict[str, str],
+    provider_token: Any,
+    engine: AsyncEngine,
+) -> None:
+    cmb = await provider_token("cmb")
+    await enterprise_with_account(client, admin, provider="cmb", merchant_id="HZ")
+    batch = [record(f"T{i}", merchant_id="HZ", payer_ref=f"p{i % 7}") for i in range(20)]
+    assert (await push(client, cmb, "b1", batch)).status_code == 200
+    async with engine.begin() as first, engine.begin() as second:
+        assert await compact_payers(first) == 1
+        assert await compact_payers(second) == 0  # the first holds the lock
+    assert (await payer_counts(client, viewer, ""))["rows"][0]["payer_count"] == 7
+    # The same payers queued again (as a merge that raced a rebuild would see
+    # them) leave every count as it is.
+    async with engine.begin() as conn:
+        await queue_payers(conn, await stored_payers(conn))
+    assert await compact_all(engine) == 1
+    assert (await payer_counts(client, viewer, ""))["rows"][0]["payer_count"] == 7
+
+
+async def stored_payers(conn: AsyncConnection) -> pl.DataFrame:
+    rows = await conn.execute(text(f"SELECT {', '.join(PAYER_COLUMNS)} FROM records"))
+    return pl.DataFrame([dict(r) for r in rows.mappings()], orient="row")

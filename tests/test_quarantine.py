@@ -9,6 +9,7 @@ import httpx
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from ingest.payers import compact_all
 from ingest.rollups import verify_rollups
 from tests.cli import run_payfeed
 from tests.factories import enterprise_with_account, push, record, register, uscc
@@ -69,6 +70,7 @@ async def test_replay_inserts_once_and_keeps_what_is_still_held(
     assert await rows(engine, "SELECT id, txn_id FROM quarantine") == [(ids[2], "Q3")]
     async with engine.connect() as conn:
         assert await verify_rollups(conn, date(2023, 9, 1), date(2023, 9, 30)) == []
+    await compact_all(engine)
     totals = (
         await client.get(
             "/v1/rollups",

@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from app.cli.common import with_engine
 from ingest.adapters import FORMATS
 from ingest.backfill import CHUNK_ROWS, FileSummary, backfill_file, expand
+from ingest.payers import compact_all
 from store.settings import get_settings
 
 
@@ -81,6 +82,7 @@ async def _run(
             bar.remove_task(task)
             summaries.append(summary)
             typer.echo(describe(summary))
+    await compact_all(engine)  # payer counts current when the command ends
     return summaries
 
 

@@ -2,12 +2,14 @@
 
 import asyncio
 import signal
+from contextlib import suppress
 
 import typer
 from prometheus_client import start_http_server
 
 from app.logs import configure_logging
 from ingest.consumer import MAX_POLL_RECORDS, RecordConsumer
+from ingest.payers import compact_continuously
 from store.db import create_engine, database_url
 from store.migrate import upgrade
 from store.settings import Settings, get_settings
@@ -60,7 +62,11 @@ async def _consume(
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, consumer.stop)
+    compacting = asyncio.create_task(compact_continuously(engine))
     try:
         await consumer.run()
     finally:
+        compacting.cancel()
+        with suppress(asyncio.CancelledError):
+            await compacting
         await engine.dispose()
