@@ -4,7 +4,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Query, Request
 
-from app.deps import AnyCaller, Conn, Provider, SettingsDep
+from app.deps import AnyCaller, Conn, PipelineDep, Provider, SettingsDep
 from ingest.adapters import FORMATS, ReadOptions
 from ingest.batches import ingest_batch, stored_answer
 from schemas.api import BatchAnswer
@@ -66,6 +66,7 @@ async def push_batch(
     conn: Conn,
     who: Provider,
     settings: SettingsDep,
+    pipeline: PipelineDep,
     x_batch_id: Annotated[str, Header(min_length=1, max_length=128)],
     format: Annotated[str, Query(examples=["standard"])] = "standard",
 ) -> Any:
@@ -76,12 +77,12 @@ async def push_batch(
     assert who.provider is not None
     return await ingest_batch(
         conn,
+        pipeline,
         provider=who.provider,
         batch_id=x_batch_id,
         fmt=format,
         body=body,
         options=options,
-        secret=settings.resolved_secret(),
         max_records=settings.max_batch_records,
     )
 

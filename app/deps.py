@@ -1,4 +1,5 @@
-"""What routes need, as `Annotated` aliases: a transaction, the caller, settings.
+"""What routes need, as `Annotated` aliases: a transaction, the caller, settings,
+the process's ingest pipeline.
 
 The caller (`Principal`) carries its region as a `Scope` (`who.scope`): routes
 hand it to the queries and registrations of `campaign/`, which filter and check
@@ -17,6 +18,7 @@ from fastapi import Depends, Request
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from ingest.pipeline import Pipeline
 from schemas.records import Role
 from store.errors import Forbidden, PayfeedError, Unauthorized
 from store.principal import Principal
@@ -36,6 +38,11 @@ def engine_of(request: Request) -> AsyncEngine:
 def settings_of(request: Request) -> Settings:
     settings: Settings = request.app.state.settings
     return settings
+
+
+def pipeline_of(request: Request) -> Pipeline:
+    pipeline: Pipeline = request.app.state.pipeline
+    return pipeline
 
 
 def read_engine_of(request: Request) -> AsyncEngine:
@@ -79,6 +86,7 @@ ReadConn = Annotated[AsyncConnection, Depends(read_connection, scope="function")
 """Dashboard and public reads: the replica when there is one. Authentication,
 writes and a provider's own reads stay on `Conn` (the primary)."""
 SettingsDep = Annotated[Settings, Depends(settings_of)]
+PipelineDep = Annotated[Pipeline, Depends(pipeline_of)]
 
 
 async def principal(request: Request, conn: Conn) -> Principal:

@@ -22,7 +22,12 @@ async def healthz() -> Any:
     return {"status": "ok"}
 
 
-@router.get("/readyz", summary="The database is reachable and migrated")
+@router.get(
+    "/readyz",
+    summary="The database is reachable and migrated (and the consumer consuming, if any)",
+    description="With a consumer, `consumer` says how many polls it set aside (quarantined and "
+    "dead-lettered because they could not be stored) and the last such error.",
+)
 async def readyz(request: Request) -> Any:
     checks: dict[str, bool] = {}
     try:
@@ -33,10 +38,15 @@ async def readyz(request: Request) -> Any:
         checks["database"] = False
         checks["migrated"] = False
     consumer = getattr(request.app.state, "consumer", None)
+    body: dict[str, Any] = {"checks": checks}
     if consumer is not None:
         checks["consumer"] = bool(consumer.running)
+        body["consumer"] = {
+            "failed_polls": consumer.failed_polls,
+            "last_failure": consumer.last_failure,
+        }
     ready = all(checks.values())
-    return JSONResponse({"ready": ready, "checks": checks}, 200 if ready else 503)
+    return JSONResponse({"ready": ready, **body}, 200 if ready else 503)
 
 
 async def observe_state(request: Request) -> None:

@@ -24,6 +24,7 @@ from app.schedule import publish_on_schedule
 from campaign.publications import parse_interval
 from ingest.consumer import RecordConsumer
 from ingest.payers import compact_continuously
+from ingest.pipeline import Pipeline
 from store.db import create_engine, database_url, leave_embedded
 from store.settings import Settings, get_settings
 
@@ -42,16 +43,18 @@ def create_app(settings: Settings | None = None, url: str | None = None) -> Fast
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        """The engines, the payer compactor, and the consumer and scheduled
-        publishing when asked for; all stopped again however the app ends."""
+        """The engines, the process's ingest pipeline, the payer compactor, and the
+        consumer and scheduled publishing when asked for; all stopped again however
+        the app ends."""
         app.state.engine = create_engine(url or database_url(settings))
         if settings.read_database_url:
             app.state.read_engine = create_engine(settings.read_database_url)
+        app.state.pipeline = Pipeline(settings.resolved_secret())
         consuming = publishing = None
         compacting = asyncio.create_task(compact_continuously(app.state.engine))
         try:
             if app.state.with_consumer:
-                app.state.consumer = RecordConsumer(settings, app.state.engine)
+                app.state.consumer = RecordConsumer(settings, app.state.engine, app.state.pipeline)
                 consuming = asyncio.create_task(app.state.consumer.run())
             if publish_every is not None:
                 publishing = asyncio.create_task(

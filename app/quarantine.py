@@ -5,7 +5,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
 
-from app.deps import Admin, Conn, NationalAdmin, SettingsDep
+from app.deps import Admin, Conn, NationalAdmin, PipelineDep
 from ingest.quarantine import discard_quarantine, list_actions, list_quarantine, replay_quarantine
 from schemas.api import DiscardAnswer, QuarantineAction, QuarantineSelection, ReplayAnswer
 
@@ -38,13 +38,13 @@ async def held(
     "the records that resolve to its cities; ids outside them are 403, nothing replayed).",
 )
 async def replay(
-    conn: Conn, who: Admin, settings: SettingsDep, selection: QuarantineSelection | None = None
+    conn: Conn, who: Admin, pipeline: PipelineDep, selection: QuarantineSelection | None = None
 ) -> Any:
     chosen = selection or QuarantineSelection()
     return await replay_quarantine(
         conn,
+        pipeline,
         actor=who,
-        secret=settings.resolved_secret(),
         now=datetime.now(UTC),
         **chosen.model_dump(),
     )

@@ -20,6 +20,7 @@ from campaign.registry import register_cities, register_enterprises, register_me
 from demo import samples
 from ingest.adapters import ReadOptions
 from ingest.batches import ingest_batch
+from ingest.pipeline import Pipeline
 from schemas.regions import CITIES
 from schemas.registry import CityIn, EnterpriseIn, MerchantAccountIn
 from schemas.uscc import CHARSET, uscc_check_char
@@ -172,17 +173,18 @@ async def load_demo(engine: AsyncEngine, settings: Settings) -> str:
                 for provider, merchant_id in s["accounts"].items()
             ],
         )
+    pipeline = Pipeline(settings.resolved_secret())
     inserted = batches = 0
     for provider, fmt, body, params in _batches(shops):
         async with engine.begin() as conn:
             answer = await ingest_batch(
                 conn,
+                pipeline,
                 provider=provider,
                 batch_id=f"demo-{provider}-{'-'.join(params.values())}",
                 fmt=fmt,
                 body=body,
                 options=ReadOptions(content_type=MEDIA_TYPES.get(fmt), params=params),
-                secret=settings.resolved_secret(),
                 max_records=settings.max_batch_records,
             )
         inserted += answer["inserted"]

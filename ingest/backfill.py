@@ -10,9 +10,11 @@ makes any overlap harmless.
 """
 
 import asyncio
+import contextlib
 import gzip
 import hashlib
 import itertools
+import time
 import zipfile
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack
@@ -32,9 +34,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from ingest.adapters import Layout, RawBatch, ReadOptions, format_named, standard
 from ingest.adapters.base import control_totals
-from ingest.normalise import Normalised, Window, normalise
-from ingest.window import ingest_window
-from ingest.writer import write_batch
+from ingest.normalise import Normalised, Window
+from ingest.pipeline import Pipeline, Source
 from store.errors import BadRequest, PayfeedError
 from store.tables import backfill_files
 
@@ -259,11 +260,11 @@ def _shifted(raw: RawBatch, offset: int) -> RawBatch:
 
 async def backfill_file(
     engine: AsyncEngine,
+    pipeline: Pipeline,
     path: Path,
     *,
     provider: str,
     fmt: str,
-    secret: bytes,
     chunk_rows: int = CHUNK_ROWS,
     progress: Callable[[int, int, int], None] = lambda rows, position, total: None,
 ) -> FileSummary:
@@ -280,13 +281,15 @@ async def backfill_file(
                     )
                 )
             ).first()
-            window = await ingest_window(conn)
+            window = await pipeline.window(conn)
         if row is not None:
             summary.restore(row.summary, row.rows_done)
             if row.completed_at is not None:
                 summary.skipped = True
                 return summary
-        await _load(engine, path, key, summary, provider, fmt, secret, window, chunk_rows, progress)
+        await _load(
+            engine, pipeline, path, key, summary, provider, fmt, window, chunk_rows, progress
+        )
     except (PayfeedError, OSError, zipfile.BadZipFile, EOFError) as exc:
         summary.error = exc.message if isinstance(exc, PayfeedError) else str(exc)
     return summary
@@ -294,12 +297,12 @@ async def backfill_file(
 
 async def _load(
     engine: AsyncEngine,
+    pipeline: Pipeline,
     path: Path,
     key: dict[str, Any],
     summary: FileSummary,
     provider: str,
     fmt: str,
-    secret: bytes,
     window: Window,
     chunk_rows: int,
     progress: Callable[[int, int, int], None],
@@ -308,24 +311,40 @@ async def _load(
     parsing overlaps the database's."""
     raws = raw_chunks(path, fmt, chunk_rows, summary.rows_done)
 
-    def prepare() -> tuple[RawBatch, Normalised, int, int, int] | None:
+    def prepare() -> tuple[RawBatch, Normalised, int, int, int, float] | None:
+        started = time.monotonic()
         item = next(raws, None)
         if item is None:
             return None
         raw, rows, position, total = item
-        now = datetime.now(UTC)
-        normalised = normalise(raw.frame, now=now, window=window, secret=secret)
-        return raw, normalised, rows, position, total
+        normalised = pipeline.prepare(raw, window)
+        return raw, normalised, rows, position, total, time.monotonic() - started
 
     upcoming = asyncio.create_task(asyncio.to_thread(prepare))
-    while (prepared := await upcoming) is not None:
-        upcoming = asyncio.create_task(asyncio.to_thread(prepare))
-        raw, normalised, rows, position, total = prepared
-        async with engine.begin() as conn:
-            result = await write_batch(conn, provider, raw, normalised, source={"file": str(path)})
-            _add(summary, result, raw, rows)
-            await _save(conn, key, path, summary, completed=False)
-        progress(summary.rows_done, position, total)
+    try:
+        while (prepared := await upcoming) is not None:
+            upcoming = asyncio.create_task(asyncio.to_thread(prepare))
+            raw, normalised, rows, position, total, reading = prepared
+            started = time.monotonic()
+            async with engine.begin() as conn:
+                result = await pipeline.write(
+                    conn, provider, raw, normalised, source={"file": str(path)}
+                )
+                _add(summary, result, raw, rows)
+                await _save(conn, key, path, summary, completed=False)
+            pipeline.report(
+                Source.BACKFILL,
+                provider,
+                result,
+                reading + time.monotonic() - started,
+                file=str(path),
+                rows_done=summary.rows_done,
+            )
+            progress(summary.rows_done, position, total)
+    finally:
+        # A failed write leaves the next chunk being read: let it end, unused.
+        with contextlib.suppress(Exception):
+            await upcoming
     async with engine.begin() as conn:
         await _save(conn, key, path, summary, completed=True)
 

@@ -7,10 +7,7 @@ changes nothing; with a different body it is a 409.
 
 import asyncio
 import hashlib
-import logging
 import time
-from collections import Counter
-from datetime import UTC, datetime
 from typing import Any
 
 import orjson
@@ -19,16 +16,12 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ingest.adapters import ReadOptions, adapter_for
-from ingest.metrics import BATCH_RECORDS, BATCH_SECONDS, RECORDS
-from ingest.normalise import normalise
-from ingest.window import ingest_window
-from ingest.writer import WriteResult, write_batch
+from ingest.pipeline import Pipeline, Source
+from ingest.writer import WriteResult
 from store.errors import Conflict, TooLarge
 from store.tables import batches
 
 MAX_ERRORS = 1000
-
-log = logging.getLogger(__name__)
 
 
 def batch_digest(fmt: str, body: bytes) -> bytes:
@@ -63,13 +56,13 @@ def answer_of(
 
 async def ingest_batch(
     conn: AsyncConnection,
+    pipeline: Pipeline,
     *,
     provider: str,
     batch_id: str,
     fmt: str,
     body: bytes,
     options: ReadOptions,
-    secret: bytes,
     max_records: int,
 ) -> dict[str, Any]:
     started = time.monotonic()
@@ -83,35 +76,17 @@ async def ingest_batch(
         raise TooLarge(
             "too_many_records", f"batch has {raw.received} records; the limit is {max_records}"
         )
-    window = await ingest_window(conn)
-    now = datetime.now(UTC)
-    normalised = await asyncio.to_thread(
-        normalise, raw.frame, now=now, window=window, secret=secret
-    )
-    result = await write_batch(conn, provider, raw, normalised, batch_id=batch_id)
+    window = await pipeline.window(conn)
+    normalised = await asyncio.to_thread(pipeline.prepare, raw, window)
+    result = await pipeline.write(conn, provider, raw, normalised, batch_id=batch_id)
     answer = answer_of(batch_id, provider, result, raw.control_totals)
-    _observe(answer, result, time.monotonic() - started)
+    pipeline.report(Source.HTTP, provider, result, time.monotonic() - started, batch_id=batch_id)
     await conn.execute(
         batches.update()
         .where(batches.c.batch_id == batch_id)
         .values(answer=orjson.loads(orjson.dumps(answer)))
     )
     return answer
-
-
-LOGGED = ("batch_id", "provider", "received", "inserted", "duplicates", "rejected", "quarantined")
-
-
-def _observe(answer: dict[str, Any], result: WriteResult, seconds: float) -> None:
-    """Count the batch's records by outcome and log it (no record content)."""
-    provider = answer["provider"]
-    RECORDS.labels(provider, "inserted", "http").inc(result.inserted)
-    RECORDS.labels(provider, "duplicate", "http").inc(result.duplicates)
-    for code, count in Counter(str(error.code) for error in result.errors).items():
-        RECORDS.labels(provider, code, "http").inc(count)
-    BATCH_RECORDS.labels("http").observe(result.received)
-    BATCH_SECONDS.labels("http").observe(seconds)
-    log.info("batch stored", extra={**{k: answer[k] for k in LOGGED}, "seconds": round(seconds, 4)})
 
 
 async def _claim(

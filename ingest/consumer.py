@@ -22,6 +22,12 @@ What it guarantees, and why:
   stopped. Should the group drop this member anyway (a session timeout during a
   long write), its commit fails and the next owner re-reads from the last
   commit: duplicates, no effect.
+- **A poll that cannot be stored** for a reason a retry would not cure (a
+  defect met by its records, not an outage) is set aside rather than retried
+  forever or stopping the consumer: its messages are quarantined as
+  `malformed` with the error and dead-lettered, its offsets committed,
+  `payfeed_failed_batches_total{source="kafka"}` counts it and `/readyz` shows
+  the count and the last error.
 - **Outages.** When the database or the broker cannot be reached (or the
   database rolls a transaction back), the poll's transaction rolls back, the
   consumer seeks back to the first offsets of the polls in hand, reports
@@ -35,7 +41,6 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections import Counter
 from collections.abc import Awaitable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -47,18 +52,19 @@ from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from ingest.kafka_messages import BadMessage, DecodedPoll, Message, decode_poll
-from ingest.masking import mask_pans
-from ingest.metrics import (
-    BATCH_RECORDS,
-    BATCH_SECONDS,
-    KAFKA_BATCH_SECONDS,
-    KAFKA_LAG,
-    RECORDS,
+from ingest.kafka_messages import (
+    BadMessage,
+    DecodedPoll,
+    Message,
+    ProviderBatch,
+    bad_message,
+    decode_poll,
 )
-from ingest.normalise import Normalised, Window, normalise
-from ingest.window import ingest_window
-from ingest.writer import WriteResult, write_batch
+from ingest.masking import mask_pans
+from ingest.metrics import KAFKA_BATCH_SECONDS, KAFKA_LAG
+from ingest.normalise import Normalised, Window
+from ingest.pipeline import Pipeline, Source
+from ingest.writer import WriteResult
 from schemas.records import Outcome
 from store.db import raw_connection
 from store.errors import PayfeedError
@@ -164,12 +170,13 @@ class _FlushBeforeRevoke(ConsumerRebalanceListener):  # type: ignore[misc]
 @dataclass
 class _Fetched:
     """One poll's messages by partition, decoded and normalised per provider, and
-    when they were taken."""
+    when they were taken; or the error that kept it from being prepared."""
 
     messages: dict[TopicPartition, list[Message]]
     decoded: DecodedPoll
     normalised: dict[str, Normalised]
     taken: float
+    failure: BaseException | None = None
 
 
 class RecordConsumer:
@@ -179,6 +186,7 @@ class RecordConsumer:
         self,
         settings: Settings,
         engine: AsyncEngine,
+        pipeline: Pipeline,
         *,
         session_timeout_ms: int = 10_000,
         max_poll_records: int = MAX_POLL_RECORDS,
@@ -191,13 +199,16 @@ class RecordConsumer:
         self.topic = settings.kafka_topic
         self.group = settings.kafka_group
         self.dlq_topic = settings.kafka_dlq_topic
-        self.secret = settings.resolved_secret()
         self.engine = engine
+        self.pipeline = pipeline
         self.session_timeout_ms = session_timeout_ms
         self.max_poll_records = max_poll_records
         self.running = False
         """True while consuming; False before the first poll, while backing off
         from an unreachable database or broker, and after `stop()`."""
+        self.failed_polls = 0
+        """Polls set aside (dead-lettered) because they could not be stored."""
+        self.last_failure: str | None = None
         self._stopping = asyncio.Event()
         self._in_hand = _InHand()
         self._consumer: AIOKafkaConsumer | None = None
@@ -218,6 +229,7 @@ class RecordConsumer:
                     await self._poll()
                 except Exception as exc:
                     if not transient(exc):
+                        log.exception("consumer stopped: %s: %s", type(exc).__name__, exc)
                         raise
                     self.running = False
                     log.warning("consumer paused %.2fs: %s: %s", delay, type(exc).__name__, exc)
@@ -313,8 +325,13 @@ class RecordConsumer:
         flat = [message for batch in messages.values() for message in batch]
         try:
             async with self.engine.connect() as conn:
-                window = await ingest_window(conn)
+                window = await self.pipeline.window(conn)
             decoded, normalised = await asyncio.to_thread(self._prepare, flat, window)
+        except Exception as exc:
+            if not transient(exc):
+                return _Fetched(messages, DecodedPoll(), {}, taken, failure=exc)
+            _rewind(consumer, [messages])
+            raise
         except BaseException:
             _rewind(consumer, [messages])
             raise
@@ -328,21 +345,56 @@ class RecordConsumer:
         decoded = decode_poll(messages)
         now = datetime.now(UTC)
         normalised = {
-            provider: normalise(part.raw.frame, now=now, window=window, secret=self.secret)
+            provider: self.pipeline.prepare(part.raw, window, now)
             for provider, part in decoded.batches.items()
         }
         return decoded, normalised
 
     async def _store(self, consumer: AIOKafkaConsumer, fetched: _Fetched) -> None:
-        """Write a poll, then commit its offsets."""
-        with BATCH_SECONDS.labels("kafka").time():
-            results = await self._write(fetched)
+        """Write a poll (or set it aside), then commit its offsets."""
+        started = time.monotonic()
+        failure = fetched.failure
+        results: dict[str, WriteResult] = {}
+        if failure is None:
+            try:
+                results = await self._write(fetched)
+            except Exception as exc:
+                if transient(exc):
+                    raise
+                failure = exc
+        if failure is not None:
+            await self._set_aside(fetched, failure)
         await self._commit(consumer, fetched.messages)
         await self._export_lag(consumer)
         KAFKA_BATCH_SECONDS.observe(time.monotonic() - fetched.taken)
-        _report(fetched.decoded, results)
+        self._report(fetched.decoded, results, time.monotonic() - started)
         self._last_contact = time.monotonic()
         self.running = True
+
+    async def _set_aside(self, fetched: _Fetched, error: BaseException) -> None:
+        """Quarantine and dead-letter every message of a poll that cannot be
+        stored, with the error, so that its offsets can move on."""
+        reason = f"the poll could not be stored: {type(error).__name__}: {error}"
+        bad = [
+            bad_message(message, reason)
+            for messages in fetched.messages.values()
+            for message in messages
+        ]
+        fetched.decoded = DecodedPoll(bad=bad)
+        async with self.engine.begin() as conn:
+            await quarantine_messages(conn, bad)
+        await self._dead_letter(bad)
+        self.failed_polls += 1
+        self.last_failure = mask_pans(reason)
+        self.pipeline.failed(
+            Source.KAFKA,
+            error,
+            topic=self.topic,
+            offsets={
+                str(tp.partition): [messages[0].offset, messages[-1].offset]
+                for tp, messages in fetched.messages.items()
+            },
+        )
 
     async def _write(self, fetched: _Fetched) -> dict[str, WriteResult]:
         """Write a poll in one transaction, then dead-letter its bad messages."""
@@ -353,20 +405,25 @@ class RecordConsumer:
             # (records, then rollup rows by key) in the same order, so that concurrent
             # consumers queue rather than deadlock.
             for provider, part in sorted(decoded.batches.items()):
-                results[provider] = await write_batch(
+                results[provider] = await self.pipeline.write(
                     conn, provider, part.raw, fetched.normalised[provider], source=part.source
                 )
             await quarantine_messages(conn, decoded.bad)
-        if decoded.bad and self._producer is not None:
-            assert self.dlq_topic is not None
-            sent = [
-                await self._producer.send(
-                    self.dlq_topic, m.value, m.key, headers=m.dead_letter_headers()
-                )
-                for m in decoded.bad
-            ]
-            await asyncio.gather(*sent)
+        await self._dead_letter(decoded.bad)
         return results
+
+    async def _dead_letter(self, bad: list[BadMessage]) -> None:
+        """Republish bad messages to the dead-letter topic, if one is set, and wait
+        until the broker has them (before their offsets are committed)."""
+        if not bad or self._producer is None:
+            return
+        topic = self.dlq_topic
+        assert topic is not None
+        sent = [
+            await self._producer.send(topic, m.value, m.key, headers=m.dead_letter_headers())
+            for m in bad
+        ]
+        await asyncio.gather(*sent)
 
     async def _commit(
         self, consumer: AIOKafkaConsumer, batch: dict[TopicPartition, list[Message]]
@@ -379,6 +436,27 @@ class RecordConsumer:
                 "(%s): the partitions' next owner re-reads it as duplicates",
                 exc,
             )
+
+    def _report(
+        self, decoded: DecodedPoll, results: dict[str, WriteResult], seconds: float
+    ) -> None:
+        """Count every record by outcome, a line per provider's part of the poll,
+        and a warning for every rejected record with its message's coordinates
+        (capped per poll), card numbers masked."""
+        for bad in decoded.bad:
+            self.pipeline.count(Source.KAFKA, bad.provider, Outcome.MALFORMED)
+            log.warning(
+                "quarantined a bad message at %s/%d@%d: %s",
+                bad.source["topic"],
+                bad.source["partition"],
+                bad.source["offset"],
+                bad.reason,
+                extra={"provider": bad.provider, "code": Outcome.MALFORMED.value, **bad.source},
+            )
+        for provider, result in results.items():
+            part = decoded.batches[provider]
+            self.pipeline.report(Source.KAFKA, provider, result, seconds, **part.source)
+            _log_rejected(provider, part, result)
 
     async def _export_lag(self, consumer: AIOKafkaConsumer) -> None:
         """Lag per partition after every poll stored, and after every failed one:
@@ -411,53 +489,32 @@ async def _quietly_stop(
                 log.warning("closing the Kafka client failed: %s", exc)
 
 
-def _report(decoded: DecodedPoll, results: dict[str, WriteResult]) -> None:
-    """Count every record by outcome and log every rejected one with its message's
-    coordinates (capped per poll), card numbers masked."""
-    for bad in decoded.bad:
-        RECORDS.labels(bad.provider, Outcome.MALFORMED.value, "kafka").inc()
+def _log_rejected(provider: str, part: ProviderBatch, result: WriteResult) -> None:
+    for error in result.errors[:MAX_LOGGED_ERRORS]:
+        partition, offset = part.origin(error.index)
+        txn_id = mask_pans(error.txn_id or "-")
+        topic = part.source["topic"]
         log.warning(
-            "quarantined a bad message at %s/%d@%d: %s",
-            bad.source["topic"],
-            bad.source["partition"],
-            bad.source["offset"],
-            bad.reason,
-            extra={"provider": bad.provider, "code": Outcome.MALFORMED.value, **bad.source},
+            "%s record of %s at %s/%d@%d (txn_id %s): %s",
+            error.code,
+            provider,
+            topic,
+            partition,
+            offset,
+            txn_id,
+            mask_pans(error.message),
+            extra={
+                "provider": provider,
+                "code": str(error.code),
+                "topic": topic,
+                "partition": partition,
+                "offset": offset,
+                "txn_id": txn_id,
+            },
         )
-    BATCH_RECORDS.labels("kafka").observe(
-        len(decoded.bad) + sum(result.received for result in results.values())
-    )
-    for provider, result in results.items():
-        RECORDS.labels(provider, Outcome.INSERTED.value, "kafka").inc(result.inserted)
-        RECORDS.labels(provider, Outcome.DUPLICATE.value, "kafka").inc(result.duplicates)
-        for code, count in Counter(error.code for error in result.errors).items():
-            RECORDS.labels(provider, str(code), "kafka").inc(count)
-        part = decoded.batches[provider]
-        for error in result.errors[:MAX_LOGGED_ERRORS]:
-            partition, offset = part.origin(error.index)
-            txn_id = mask_pans(error.txn_id or "-")
-            topic = part.source["topic"]
-            log.warning(
-                "%s record of %s at %s/%d@%d (txn_id %s): %s",
-                error.code,
-                provider,
-                topic,
-                partition,
-                offset,
-                txn_id,
-                mask_pans(error.message),
-                extra={
-                    "provider": provider,
-                    "code": str(error.code),
-                    "topic": topic,
-                    "partition": partition,
-                    "offset": offset,
-                    "txn_id": txn_id,
-                },
-            )
-        if len(result.errors) > MAX_LOGGED_ERRORS:
-            log.warning(
-                "%d more rejected records of %s in this poll",
-                len(result.errors) - MAX_LOGGED_ERRORS,
-                provider,
-            )
+    if len(result.errors) > MAX_LOGGED_ERRORS:
+        log.warning(
+            "%d more rejected records of %s in this poll",
+            len(result.errors) - MAX_LOGGED_ERRORS,
+            provider,
+        )

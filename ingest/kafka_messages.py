@@ -174,6 +174,11 @@ def _provider(header: bytes | None) -> str | None:
         return None
 
 
+def bad_message(message: Message, reason: str) -> BadMessage:
+    """`message` set aside with `reason`, for the provider its header names."""
+    return _bad(message, _provider(_last_header(message.headers, PROVIDER_HEADER)), reason)
+
+
 def _bad(message: Message, provider: str | None, reason: str) -> BadMessage:
     value_text, value = _masked(message.value)
     record = {"raw": value_text[:MAX_RAW_CHARS]}

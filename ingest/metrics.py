@@ -5,7 +5,7 @@ from prometheus_client import Counter, Gauge, Histogram
 
 RECORDS = Counter(
     "payfeed_records",
-    "Records received, by provider, per-record outcome and source (kafka, http)",
+    "Records received, by provider, per-record outcome and source (http, kafka, backfill, replay)",
     ["provider", "outcome", "source"],
 )
 
@@ -23,7 +23,8 @@ KAFKA_LAG = Gauge(
 
 BATCH_RECORDS = Histogram(
     "payfeed_batch_records",
-    "Records per batch (HTTP batch or Kafka poll), by source",
+    "Records per batch (HTTP batch, a provider's part of a Kafka poll, backfill chunk, "
+    "replay chunk), by source",
     ["source"],
     buckets=(1, 10, 100, 1_000, 10_000, 100_000, 1_000_000),
 )
@@ -45,4 +46,11 @@ DB_POOL_CONNECTIONS = Gauge(
     "payfeed_db_pool_connections",
     "This process's database connections: checked_out, idle, overflow, size",
     ["state"],
+)
+
+FAILED_BATCHES = Counter(
+    "payfeed_failed_batches",
+    "Batches set aside because storing them failed for a reason a retry would not cure "
+    "(their messages dead-lettered), by source and error type",
+    ["source", "error"],
 )

@@ -6,7 +6,6 @@ that applies. Codes that need the database (`unknown_merchant`, `conflict`) are
 the writer's.
 """
 
-import functools
 import hashlib
 import threading
 from collections.abc import Callable
@@ -132,97 +131,6 @@ def payer_hasher(secret: bytes) -> Callable[[bytes], bytes]:
     return digest
 
 
-def normalise(frame: pl.DataFrame, *, now: datetime, window: Window, secret: bytes) -> Normalised:
-    frame = frame.with_columns(
-        pl.when(pl.col(name) != "").then(pl.col(name)).alias(name) for name in STANDARD_FIELDS
-    ).with_columns(
-        # chrono's ISO 8601 reading: takes `t`, a space and `z` as RFC 3339 does, in
-        # half the time of rewriting them for an explicit format first.
-        pl.col("occurred_at")
-        .str.to_datetime("%+", strict=False, time_zone="UTC")
-        .alias("_occurred_at")
-    )
-    failing_field = pl.coalesce(
-        pl.when(~rule.fill_null(False)).then(pl.lit(name))
-        for name, (rule, _) in FIELD_RULES.items()
-    )
-    day = pl.col("_occurred_at").dt.convert_time_zone(LOCAL_TIME_ZONE).dt.date()
-    horizon = now + timedelta(seconds=FUTURE_TOLERANCE_SECONDS)
-    checked = frame.with_columns(failing_field.alias("field"), day.alias("day")).with_columns(
-        pl.when(pl.col("field").is_not_null())
-        .then(pl.lit(Outcome.INVALID_FIELD.value))
-        .when(pl.col("currency") != "CNY")
-        .then(pl.lit(Outcome.UNSUPPORTED_CURRENCY.value))
-        .when(pl.col("_occurred_at") > horizon)
-        .then(pl.lit(Outcome.FUTURE_TIME.value))
-        .when(~pl.col("day").is_between(window.first_day, window.last_day))
-        .then(pl.lit(Outcome.OUTSIDE_WINDOW.value))
-        .alias("code")
-    )
-    messages = {name: message for name, (_, message) in FIELD_RULES.items()}
-    rejected = checked.filter(pl.col("code").is_not_null()).select(
-        "index",
-        pl.when(pl.col("field").eq_missing("txn_id"))
-        .then(None)
-        .otherwise("txn_id")
-        .alias("txn_id"),
-        "code",
-        "field",
-        pl.when(pl.col("code") == Outcome.INVALID_FIELD.value)
-        .then(pl.col("field").replace_strict(messages, default=None))
-        .when(pl.col("code") == Outcome.UNSUPPORTED_CURRENCY.value)
-        .then(pl.lit("currency must be CNY, got ") + pl.col("currency"))
-        .when(pl.col("code") == Outcome.FUTURE_TIME.value)
-        .then(pl.lit("occurred_at is more than 10 minutes ahead of the server clock"))
-        .otherwise(
-            pl.lit(
-                f"day is outside every campaign window ({window.first_day} to {window.last_day})"
-            )
-        )
-        .alias("message"),
-    )
-    valid = checked.filter(pl.col("code").is_null())
-    typed = valid.select(
-        "index",
-        "txn_id",
-        "kind",
-        pl.col("amount_fen").cast(pl.Int64),
-        pl.col("_occurred_at").alias("occurred_at"),
-        "day",
-        "merchant_id",
-        "channel",
-        "mcc",
-        pl.col("mcc").replace_strict(MCC_CATEGORY, default=None).alias("mcc_category"),
-        "original_txn_id",
-        _payer_hash_column(valid, secret),
-    )
-    is_first = typed["txn_id"].is_first_distinct()
-    first, later = typed.filter(is_first), typed.filter(~is_first)
-    repeats = later.join(first, on="txn_id", suffix="_first").select(
-        "index",
-        "txn_id",
-        pl.col("index_first").alias("first_index"),
-        pl.all_horizontal(pl.col(c).eq_missing(pl.col(f"{c}_first")) for c in CONTENT).alias(
-            "same"
-        ),
-    )
-    return Normalised(first, repeats, rejected.cast(ERROR_SCHEMA))  # type: ignore[arg-type]
-
-
-def _payer_hash_column(valid: pl.DataFrame, secret: bytes) -> pl.Series:
-    """Hash each distinct payer reference once (a payer pays many times; HMAC
-    needs Python). A replayed quarantined record brings its hash already, as the
-    `\\x`-prefixed hex text the quarantine keeps."""
-    known = payer_hashes(secret).of(valid["payer_ref"].drop_nulls().unique())
-    hashed = valid.select("payer_ref").join(
-        known, on="payer_ref", how="left", maintain_order="left"
-    )["payer_hash"]
-    if "payer_hash" in valid.columns:
-        stored = valid["payer_hash"].str.strip_prefix("\\x").str.decode("hex")
-        return pl.select(pl.coalesce(stored, hashed)).to_series().alias("payer_hash")
-    return hashed
-
-
 PAYER_CACHE = 200_000
 """References whose hash a process keeps: about 25 MB with references of 64
 characters (card tokens, WeChat openids are shorter), a small part of a
@@ -285,7 +193,94 @@ class PayerHashes:
             self._cached = (grown, added + hashed.height)
 
 
-@functools.cache
-def payer_hashes(secret: bytes) -> PayerHashes:
-    """One cache per secret for the life of the process."""
-    return PayerHashes(secret)
+def normalise(
+    frame: pl.DataFrame, *, now: datetime, window: Window, payers: PayerHashes
+) -> Normalised:
+    frame = frame.with_columns(
+        pl.when(pl.col(name) != "").then(pl.col(name)).alias(name) for name in STANDARD_FIELDS
+    ).with_columns(
+        # chrono's ISO 8601 reading: takes `t`, a space and `z` as RFC 3339 does, in
+        # half the time of rewriting them for an explicit format first.
+        pl.col("occurred_at")
+        .str.to_datetime("%+", strict=False, time_zone="UTC")
+        .alias("_occurred_at")
+    )
+    failing_field = pl.coalesce(
+        pl.when(~rule.fill_null(False)).then(pl.lit(name))
+        for name, (rule, _) in FIELD_RULES.items()
+    )
+    day = pl.col("_occurred_at").dt.convert_time_zone(LOCAL_TIME_ZONE).dt.date()
+    horizon = now + timedelta(seconds=FUTURE_TOLERANCE_SECONDS)
+    checked = frame.with_columns(failing_field.alias("field"), day.alias("day")).with_columns(
+        pl.when(pl.col("field").is_not_null())
+        .then(pl.lit(Outcome.INVALID_FIELD.value))
+        .when(pl.col("currency") != "CNY")
+        .then(pl.lit(Outcome.UNSUPPORTED_CURRENCY.value))
+        .when(pl.col("_occurred_at") > horizon)
+        .then(pl.lit(Outcome.FUTURE_TIME.value))
+        .when(~pl.col("day").is_between(window.first_day, window.last_day))
+        .then(pl.lit(Outcome.OUTSIDE_WINDOW.value))
+        .alias("code")
+    )
+    messages = {name: message for name, (_, message) in FIELD_RULES.items()}
+    rejected = checked.filter(pl.col("code").is_not_null()).select(
+        "index",
+        pl.when(pl.col("field").eq_missing("txn_id"))
+        .then(None)
+        .otherwise("txn_id")
+        .alias("txn_id"),
+        "code",
+        "field",
+        pl.when(pl.col("code") == Outcome.INVALID_FIELD.value)
+        .then(pl.col("field").replace_strict(messages, default=None))
+        .when(pl.col("code") == Outcome.UNSUPPORTED_CURRENCY.value)
+        .then(pl.lit("currency must be CNY, got ") + pl.col("currency"))
+        .when(pl.col("code") == Outcome.FUTURE_TIME.value)
+        .then(pl.lit("occurred_at is more than 10 minutes ahead of the server clock"))
+        .otherwise(
+            pl.lit(
+                f"day is outside every campaign window ({window.first_day} to {window.last_day})"
+            )
+        )
+        .alias("message"),
+    )
+    valid = checked.filter(pl.col("code").is_null())
+    typed = valid.select(
+        "index",
+        "txn_id",
+        "kind",
+        pl.col("amount_fen").cast(pl.Int64),
+        pl.col("_occurred_at").alias("occurred_at"),
+        "day",
+        "merchant_id",
+        "channel",
+        "mcc",
+        pl.col("mcc").replace_strict(MCC_CATEGORY, default=None).alias("mcc_category"),
+        "original_txn_id",
+        _payer_hash_column(valid, payers),
+    )
+    is_first = typed["txn_id"].is_first_distinct()
+    first, later = typed.filter(is_first), typed.filter(~is_first)
+    repeats = later.join(first, on="txn_id", suffix="_first").select(
+        "index",
+        "txn_id",
+        pl.col("index_first").alias("first_index"),
+        pl.all_horizontal(pl.col(c).eq_missing(pl.col(f"{c}_first")) for c in CONTENT).alias(
+            "same"
+        ),
+    )
+    return Normalised(first, repeats, rejected.cast(ERROR_SCHEMA))  # type: ignore[arg-type]
+
+
+def _payer_hash_column(valid: pl.DataFrame, payers: PayerHashes) -> pl.Series:
+    """Hash each distinct payer reference once (a payer pays many times; HMAC
+    needs Python). A replayed quarantined record brings its hash already, as the
+    `\\x`-prefixed hex text the quarantine keeps."""
+    known = payers.of(valid["payer_ref"].drop_nulls().unique())
+    hashed = valid.select("payer_ref").join(
+        known, on="payer_ref", how="left", maintain_order="left"
+    )["payer_hash"]
+    if "payer_hash" in valid.columns:
+        stored = valid["payer_hash"].str.strip_prefix("\\x").str.decode("hex")
+        return pl.select(pl.coalesce(stored, hashed)).to_series().alias("payer_hash")
+    return hashed

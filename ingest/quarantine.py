@@ -4,6 +4,7 @@ Every replay and discard is recorded in `quarantine_actions`."""
 
 import asyncio
 import logging
+import time
 from datetime import datetime
 from typing import Any
 
@@ -13,9 +14,9 @@ from sqlalchemy import ColumnElement, delete, func, insert, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ingest.adapters.base import RawBatch, text_column
-from ingest.normalise import Window, normalise
-from ingest.window import ingest_window
-from ingest.writer import WriteResult, write_batch
+from ingest.normalise import Window
+from ingest.pipeline import Pipeline, Source
+from ingest.writer import WriteResult
 from schemas.records import QUARANTINED_CODES, STANDARD_FIELDS
 from store.audit import record_change
 from store.db import raw_connection
@@ -123,9 +124,9 @@ def _filters(code: str | None, provider: str | None, ids: list[int] | None) -> d
 
 async def replay_quarantine(
     conn: AsyncConnection,
+    pipeline: Pipeline,
     *,
     actor: Principal,
-    secret: bytes,
     now: datetime,
     code: str | None = None,
     provider: str | None = None,
@@ -139,7 +140,7 @@ async def replay_quarantine(
     source, time) with its code and message brought up to date, so nothing is
     ever held twice and replaying again inserts nothing more. The rows are locked
     first: a concurrent replay of the same rows waits, then skips those gone."""
-    window = await ingest_window(conn)
+    window = await pipeline.window(conn)
     # Bad messages (`malformed`) hold no standard record: discard them, never replay.
     await require_in_scope(conn, actor.scope, ids)
     where = [
@@ -165,7 +166,7 @@ async def replay_quarantine(
         for row in chunk:
             by_provider.setdefault(row.provider, []).append(row)
         for held_provider, rows in sorted(by_provider.items()):
-            result = await _replay_rows(conn, held_provider, rows, window, secret, now)
+            result = await _replay_rows(conn, pipeline, held_provider, rows, window, now)
             answer["replayed"] += len(rows)
             answer["inserted"] += result.inserted
             answer["duplicates"] += result.duplicates
@@ -177,13 +178,14 @@ async def replay_quarantine(
 
 async def _replay_rows(
     conn: AsyncConnection,
+    pipeline: Pipeline,
     provider: str,
     rows: list[Any],
     window: Window,
-    secret: bytes,
     now: datetime,
 ) -> WriteResult:
     """One provider's held rows as a batch whose `index` is the position in `rows`."""
+    started = time.monotonic()
     records = [row.record for row in rows]
     frame = pl.DataFrame(
         {
@@ -192,8 +194,9 @@ async def _replay_rows(
             "payer_hash": text_column([r.get("payer_hash") for r in records]),
         }
     )
-    normalised = await asyncio.to_thread(normalise, frame, now=now, window=window, secret=secret)
-    result = await write_batch(conn, provider, RawBatch(frame), normalised, hold=False)
+    raw = RawBatch(frame)
+    normalised = await asyncio.to_thread(pipeline.prepare, raw, window, now)
+    result = await pipeline.write(conn, provider, raw, normalised, hold=False)
     kept = {error.index: error for error in result.errors}
     pg = await raw_connection(conn)
     released = [row.id for index, row in enumerate(rows) if index not in kept]
@@ -206,6 +209,9 @@ async def _replay_rows(
             [error.code for error in kept.values()],
             [error.message for error in kept.values()],
         )
+    pipeline.report(
+        Source.REPLAY, provider, result, time.monotonic() - started, first_id=rows[0].id
+    )
     return result
 
 

@@ -17,6 +17,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.main import create_app
+from ingest.pipeline import Pipeline
 from schemas.records import Role
 from store.db import create_engine, embedded_url
 from store.migrate import upgrade
@@ -94,9 +95,19 @@ async def engine(shared_engine: AsyncEngine, seeded_campaigns: list[dict[str, An
 
 
 @pytest.fixture
-async def client(engine: AsyncEngine, settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
+def pipeline(settings: Settings) -> Pipeline:
+    """The test's ingest pipeline (its own payer-hash cache), shared by the app of
+    `client` and whatever else the test drives."""
+    return Pipeline(settings.resolved_secret())
+
+
+@pytest.fixture
+async def client(
+    engine: AsyncEngine, settings: Settings, pipeline: Pipeline
+) -> AsyncIterator[httpx.AsyncClient]:
     app = create_app(settings, url="unused")
     app.state.engine = engine
+    app.state.pipeline = pipeline
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://payfeed") as client:
         yield client

@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from demo import samples
 from ingest.backfill import backfill_file
+from ingest.pipeline import Pipeline
 from ingest.rollups import verify_rollups
 from tests.factories import enterprise_with_account
 
@@ -65,6 +66,7 @@ async def wechat_merchant(client: httpx.AsyncClient, admin: dict[str, str]) -> s
 
 async def test_backfill_counts_skips_a_loaded_file_and_matches_http(
     engine: AsyncEngine,
+    pipeline: Pipeline,
     client: httpx.AsyncClient,
     provider_token: Any,
     wechat_merchant: str,
@@ -75,7 +77,7 @@ async def test_backfill_counts_skips_a_loaded_file_and_matches_http(
     path.write_bytes(gzip.compress(body))
 
     summary = await backfill_file(
-        engine, path, provider="wx", fmt="wechatpay", secret=SECRET, chunk_rows=37
+        engine, pipeline, path, provider="wx", fmt="wechatpay", chunk_rows=37
     )
     assert summary.error is None and not summary.skipped
     assert summary.counts == {
@@ -89,7 +91,7 @@ async def test_backfill_counts_skips_a_loaded_file_and_matches_http(
     assert summary.rows_done == 220
     by_backfill = await rollup_rows(engine)
 
-    again = await backfill_file(engine, path, provider="wx", fmt="wechatpay", secret=SECRET)
+    again = await backfill_file(engine, pipeline, path, provider="wx", fmt="wechatpay")
     assert again.skipped and again.counts["inserted"] == 220  # the stored summary, nothing new
 
     async with engine.begin() as conn:
@@ -106,7 +108,7 @@ async def test_backfill_counts_skips_a_loaded_file_and_matches_http(
 
 
 async def test_backfill_resumes_after_a_crash_without_counting_twice(
-    engine: AsyncEngine, wechat_merchant: str, tmp_path: Path
+    engine: AsyncEngine, pipeline: Pipeline, wechat_merchant: str, tmp_path: Path
 ) -> None:
     path = tmp_path / "bill.csv"
     path.write_bytes(samples.wechatpay_bill("1900000109", wechat_records(100)))
@@ -121,17 +123,17 @@ async def test_backfill_resumes_after_a_crash_without_counting_twice(
     with pytest.raises(Crash):
         await backfill_file(
             engine,
+            pipeline,
             path,
             provider="wx",
             fmt="wechatpay",
-            secret=SECRET,
             chunk_rows=30,
             progress=crash_after_two_chunks,
         )
     async with engine.connect() as conn:
         assert (await conn.execute(text("SELECT count(*) FROM records"))).scalar() == 60
     resumed = await backfill_file(
-        engine, path, provider="wx", fmt="wechatpay", secret=SECRET, chunk_rows=30
+        engine, pipeline, path, provider="wx", fmt="wechatpay", chunk_rows=30
     )
     assert resumed.counts["inserted"] == 110 and resumed.counts["duplicates"] == 0
     assert resumed.rows_done == 110
@@ -141,7 +143,11 @@ async def test_backfill_resumes_after_a_crash_without_counting_twice(
 
 
 async def test_standard_csv_with_bad_rows_keeps_the_rest(
-    engine: AsyncEngine, client: httpx.AsyncClient, admin: dict[str, str], tmp_path: Path
+    engine: AsyncEngine,
+    pipeline: Pipeline,
+    client: httpx.AsyncClient,
+    admin: dict[str, str],
+    tmp_path: Path,
 ) -> None:
     await enterprise_with_account(client, admin, provider="cmb", merchant_id="M1")
     path = tmp_path / "records.csv"
@@ -153,7 +159,7 @@ async def test_standard_csv_with_bad_rows_keeps_the_rest(
         "T4,refund,50,CNY,2023-09-11T10:00:00+08:00,M1,online\n"
     )
     summary = await backfill_file(
-        engine, path, provider="cmb", fmt="standard", secret=SECRET, chunk_rows=2
+        engine, pipeline, path, provider="cmb", fmt="standard", chunk_rows=2
     )
     assert summary.counts == {
         "received": 4,

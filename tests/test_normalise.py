@@ -7,7 +7,7 @@ import polars as pl
 import pytest
 
 from ingest.adapters.base import RAW_SCHEMA
-from ingest.normalise import Window, normalise
+from ingest.normalise import PayerHashes, Window, normalise
 
 WINDOW = Window(date(2023, 1, 1), date(2024, 12, 31))
 NOW = datetime(2024, 6, 1, tzinfo=UTC)
@@ -25,7 +25,7 @@ def read_time(text: str) -> datetime | str:
         "channel": "online",
     }
     frame = pl.DataFrame([record], schema=RAW_SCHEMA)
-    result = normalise(frame, now=NOW, window=WINDOW, secret=b"s")
+    result = normalise(frame, now=NOW, window=WINDOW, payers=PayerHashes(b"s"))
     if result.rejected.height:
         return str(result.rejected["field"][0])
     return result.records["occurred_at"][0]  # type: ignore[no-any-return]

@@ -13,6 +13,7 @@ from app.cli.common import with_engine
 from ingest.adapters import FORMATS
 from ingest.backfill import CHUNK_ROWS, FileSummary, backfill_file, expand
 from ingest.payers import compact_all
+from ingest.pipeline import Pipeline
 from store.settings import get_settings
 
 
@@ -44,7 +45,7 @@ def backfill(
 async def _run(
     engine: AsyncEngine, paths: list[Path], provider: str, fmt: str, chunk_rows: int
 ) -> list[FileSummary]:
-    settings = get_settings()
+    pipeline = Pipeline(get_settings().resolved_secret())
     console = Console(stderr=True)
     summaries = []
     columns = (
@@ -72,10 +73,10 @@ async def _run(
 
             summary = await backfill_file(
                 engine,
+                pipeline,
                 path,
                 provider=provider,
                 fmt=fmt,
-                secret=settings.resolved_secret(),
                 chunk_rows=chunk_rows,
                 progress=progress,
             )

@@ -10,6 +10,7 @@ from prometheus_client import start_http_server
 from app.logs import configure_logging
 from ingest.consumer import MAX_POLL_RECORDS, RecordConsumer
 from ingest.payers import compact_continuously
+from ingest.pipeline import Pipeline
 from store.db import create_engine, database_url
 from store.migrate import upgrade
 from store.settings import Settings, get_settings
@@ -56,6 +57,7 @@ async def _consume(
     consumer = RecordConsumer(
         settings,
         engine,
+        Pipeline(settings.resolved_secret()),
         session_timeout_ms=session_timeout_ms,
         max_poll_records=max_poll_records,
     )

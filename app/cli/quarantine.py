@@ -5,6 +5,7 @@ from datetime import UTC, datetime
 import typer
 
 from app.cli.common import in_transaction
+from ingest.pipeline import Pipeline
 from ingest.quarantine import discard_quarantine, list_quarantine, replay_quarantine
 from store.principal import COMMAND_LINE
 from store.settings import get_settings
@@ -36,12 +37,12 @@ def list_(
 @cli.command()
 def replay(code: str | None = Code, provider: str | None = ProviderOpt) -> None:
     """Run held records again with the registry as it is now."""
-    settings = get_settings()
+    pipeline = Pipeline(get_settings().resolved_secret())
     answer = in_transaction(
         lambda conn: replay_quarantine(
             conn,
+            pipeline,
             actor=COMMAND_LINE,
-            secret=settings.resolved_secret(),
             now=datetime.now(UTC),
             code=code,
             provider=provider,

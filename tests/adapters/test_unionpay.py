@@ -9,7 +9,7 @@ import pytest
 
 from ingest.adapters import unionpay
 from ingest.adapters.base import RAW_SCHEMA, ReadOptions, RowError
-from ingest.normalise import Window, normalise
+from ingest.normalise import PayerHashes, Window, normalise
 from store.errors import BadRequest
 
 GOLDEN = Path(__file__).parent / "golden"
@@ -211,7 +211,7 @@ def test_records_pass_the_normaliser() -> None:
     window = Window(date(2023, 8, 1), date(2023, 11, 7))
 
     result = normalise(
-        batch.frame, now=datetime(2023, 10, 1, tzinfo=UTC), window=window, secret=b"k"
+        batch.frame, now=datetime(2023, 10, 1, tzinfo=UTC), window=window, payers=PayerHashes(b"k")
     )
 
     assert result.rejected.height == 0

@@ -9,7 +9,7 @@ import pytest
 
 from ingest.adapters import wechatpay
 from ingest.adapters.base import RAW_SCHEMA, ReadOptions, RowError
-from ingest.normalise import Window, normalise
+from ingest.normalise import PayerHashes, Window, normalise
 from store.errors import BadRequest
 
 BILL = (Path(__file__).parent / "golden" / "wechatpay_bill.csv").read_bytes()
@@ -155,7 +155,7 @@ def test_records_pass_the_normaliser_but_the_foreign_currency() -> None:
     window = Window(date(2023, 8, 1), date(2023, 11, 7))
 
     result = normalise(
-        batch.frame, now=datetime(2023, 10, 1, tzinfo=UTC), window=window, secret=b"k"
+        batch.frame, now=datetime(2023, 10, 1, tzinfo=UTC), window=window, payers=PayerHashes(b"k")
     )
 
     assert result.records["index"].to_list() == [0, 1, 2, 4, 8]

@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.main import create_app
 from ingest.consumer import RecordConsumer
+from ingest.pipeline import Pipeline
 from store.db import create_engine
 from store.settings import Settings
 from tests.kafka.conftest import PARTITIONS
@@ -82,7 +83,7 @@ async def dead_letters(settings: Settings, count: int) -> list[Any]:
 
 
 async def test_large_feed_with_duplicates_and_bad_messages_is_exact(
-    engine: AsyncEngine, kafka_settings: Settings, progress: Progress
+    engine: AsyncEngine, kafka_settings: Settings, progress: Progress, pipeline: Pipeline
 ) -> None:
     merchants = await register_merchants(engine)
     records = make_records(merchants, 50_000, prefix="a", seed=1)
@@ -113,7 +114,7 @@ async def test_large_feed_with_duplicates_and_bad_messages_is_exact(
         kafka_settings.kafka_bootstrap_servers or "", kafka_settings.kafka_topic, outgoing
     )
 
-    consumer = RecordConsumer(kafka_settings, engine)
+    consumer = RecordConsumer(kafka_settings, engine, pipeline)
     consuming = asyncio.create_task(consumer.run())
     try:
         await wait_until(progress.all_consumed, within=120, what="the feed to be consumed")
@@ -174,6 +175,7 @@ async def test_database_cut_and_restored_while_messages_arrive_is_exact(
     database_url: str,
     progress: Progress,
     caplog: pytest.LogCaptureFixture,
+    pipeline: Pipeline,
 ) -> None:
     merchants = await register_merchants(engine)
     records = make_records(merchants, 15_000, prefix="d", seed=31)
@@ -182,7 +184,7 @@ async def test_database_cut_and_restored_while_messages_arrive_is_exact(
     proxy, proxied_url = database_proxy(database_url)
     await proxy.start()
     through_proxy = create_engine(proxied_url())
-    consumer = RecordConsumer(kafka_settings, through_proxy, max_poll_records=500)
+    consumer = RecordConsumer(kafka_settings, through_proxy, pipeline, max_poll_records=500)
     consuming = asyncio.create_task(consumer.run())
     try:
         await produce(bootstrap, kafka_settings.kafka_topic, messages_of(thirds[0], seed=32))
