@@ -11,6 +11,7 @@ import pytest
 from sqlalchemy import text, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from ingest.payers import compact_all
 from schemas.records import Role
 from store.errors import BadRequest
 from store.scope import Scope, parse_region
@@ -138,9 +139,14 @@ async def test_last_used_is_noted(
 
 
 async def test_a_province_reads_its_cities_and_nothing_else(
-    client: httpx.AsyncClient, admin: dict[str, str], provider_token: Any, regional_token: Any
+    client: httpx.AsyncClient,
+    admin: dict[str, str],
+    provider_token: Any,
+    regional_token: Any,
+    engine: AsyncEngine,
 ) -> None:
     seeded = await seed(client, admin, provider_token)
+    await compact_all(engine)
     zhejiang = await regional_token(Role.VIEWER, "33")
     hangzhou = await regional_token(Role.VIEWER, "330100")
     rows = (await client.get(f"{ROLLUPS}&dims=city", headers=zhejiang)).json()

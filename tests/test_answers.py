@@ -8,7 +8,9 @@ import httpx
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from schemas.records import Role
 from tests.factories import enterprise_with_account, push, record
+from tests.two_provinces import SALES, seed
 
 ROLLUPS = {"dims": "day", "from": "2023-09-09", "to": "2023-10-08"}
 READS = [
@@ -122,6 +124,31 @@ async def test_answers_are_cached_per_scope_not_per_token(
     # The role is part of the principal's scope: each has its own ETag.
     assert first.headers["etag"] != second.headers["etag"]
     assert "x-data-as-of" in first.headers
+
+
+async def test_a_warm_cache_never_hands_one_regions_answer_to_another(
+    client: httpx.AsyncClient, admin: dict[str, str], provider_token: Any, regional_token: Any
+) -> None:
+    await seed(client, admin, provider_token)
+    zhejiang = await regional_token(Role.VIEWER, "33")
+    guangdong = await regional_token(Role.VIEWER, "44")
+    another_zhejiang = await regional_token(Role.VIEWER, "33")
+    params = {**ROLLUPS, "dims": ""}
+    for path, query in (("/v1/rollups", params), ("/v1/reports/2023", {"level": "city"})):
+        first = await client.get(path, params=query, headers=zhejiang)
+        second = await client.get(path, params=query, headers=guangdong)
+        third = await client.get(path, params=query, headers=another_zhejiang)
+        assert first.headers["etag"] != second.headers["etag"]
+        assert first.content != second.content
+        assert (third.headers["etag"], third.content) == (first.headers["etag"], first.content)
+    mine = await client.get("/v1/rollups", params=params, headers=zhejiang)
+    assert mine.json()["totals"]["net_fen"] == SALES["330100"] + SALES["330200"]
+    # Another region's ETag is no 304.
+    other = await client.get(
+        "/v1/rollups", params=params, headers={**guangdong, "If-None-Match": mine.headers["etag"]}
+    )
+    assert other.status_code == 200
+    assert other.json()["totals"]["net_fen"] == SALES["440100"] + SALES["440300"]
 
 
 async def enterprises_with_records(
