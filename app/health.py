@@ -25,8 +25,9 @@ async def healthz() -> Any:
 @router.get(
     "/readyz",
     summary="The database is reachable and migrated (and the consumer consuming, if any)",
-    description="With a consumer, `consumer` says how many polls it set aside (quarantined and "
-    "dead-lettered because they could not be stored) and the last such error.",
+    description="With a consumer, `consumer` says how many times it set messages aside "
+    "(quarantined and dead-lettered: a poll that could not be stored, a batch that could not "
+    "be decoded) and the last such error.",
 )
 async def readyz(request: Request) -> Any:
     checks: dict[str, bool] = {}
@@ -42,7 +43,7 @@ async def readyz(request: Request) -> Any:
     if consumer is not None:
         checks["consumer"] = bool(consumer.running)
         body["consumer"] = {
-            "failed_polls": consumer.failed_polls,
+            "failures": consumer.failures,
             "last_failure": consumer.last_failure,
         }
     ready = all(checks.values())

@@ -28,6 +28,11 @@ What it guarantees, and why:
   `malformed` with the error and dead-lettered, its offsets committed,
   `payfeed_failed_batches_total{source="kafka"}` counts it and `/readyz` shows
   the count and the last error.
+- **Batches it cannot decode** (a codec it lacks, a corrupt batch) are found
+  by reading the partitions one at a time, then its messages one at a time up
+  to the failing one: each such message is quarantined and dead-lettered by its
+  coordinates (nothing of it can be read) and counted as a failure, and the
+  partition moves past it; the messages around it are stored as usual.
 - **Outages.** When the database or the broker cannot be reached (or the
   database rolls a transaction back), the poll's transaction rolls back, the
   consumer seeks back to the first offsets of the polls in hand, reports
@@ -48,7 +53,13 @@ from datetime import UTC, datetime
 import asyncpg
 import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
-from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
+from aiokafka.errors import (
+    CommitFailedError,
+    CorruptRecordException,
+    IllegalStateError,
+    KafkaError,
+    UnsupportedCodecError,
+)
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -59,6 +70,7 @@ from ingest.kafka_messages import (
     ProviderBatch,
     bad_message,
     decode_poll,
+    undecodable_message,
 )
 from ingest.masking import mask_pans
 from ingest.metrics import KAFKA_BATCH_SECONDS, KAFKA_LAG
@@ -73,6 +85,9 @@ from store.settings import Settings
 log = logging.getLogger(__name__)
 
 POLL_TIMEOUT_MS = 500
+PROBE_TIMEOUT_MS = 100
+"""Looking for the partition of an undecodable batch: a partition that gives
+nothing this soon is passed over (the next poll finds it again if it was that one)."""
 MAX_POLL_RECORDS = 30_000
 FETCH_BYTES = 4 * 1024 * 1024
 """Per partition and fetch: a full poll in one or two fetches."""
@@ -105,6 +120,22 @@ WHERE NOT EXISTS (
 """
 """Idempotent by the message's coordinates, so that a poll re-read after a crash
 quarantines its bad messages once."""
+
+
+def _described(error: BaseException) -> str:
+    """`Type: message`, once (aiokafka's errors name their type themselves)."""
+    text = str(error)
+    name = type(error).__name__
+    return text if text.startswith(name) else f"{name}: {text}"
+
+
+def undecodable(exc: BaseException) -> bool:
+    """Whether fetching failed on a batch that cannot be decoded: a codec not
+    installed, a corrupt batch, or any error from decompressing it (only network
+    and protocol errors, `KafkaError`s, are transient there)."""
+    if isinstance(exc, UnsupportedCodecError | CorruptRecordException):
+        return True
+    return not isinstance(exc, KafkaError | OSError | asyncio.CancelledError)
 
 
 def transient(exc: BaseException) -> bool:
@@ -154,12 +185,14 @@ class _InHand:
 class _FlushBeforeRevoke(ConsumerRebalanceListener):  # type: ignore[misc]
     """Partitions are given up only once their polls in hand are committed."""
 
-    def __init__(self, in_hand: _InHand) -> None:
+    def __init__(self, in_hand: _InHand, taken: dict[TopicPartition, int]) -> None:
         self._in_hand = in_hand
+        self._taken = taken
 
     async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
         await self._in_hand.hand_over()
         for tp in revoked:
+            self._taken.pop(tp, None)
             with contextlib.suppress(KeyError):
                 KAFKA_LAG.remove(tp.topic, str(tp.partition))
 
@@ -173,10 +206,27 @@ class _Fetched:
     when they were taken; or the error that kept it from being prepared."""
 
     messages: dict[TopicPartition, list[Message]]
+    spans: dict[TopicPartition, tuple[int, int]]
+    """Per partition, the poll's first offset and the offset after its last (the
+    one to commit), undecodable messages included."""
     decoded: DecodedPoll
     normalised: dict[str, Normalised]
     taken: float
+    skipped: list[BadMessage]
+    """Messages that could not be decoded, set aside by their coordinates."""
     failure: BaseException | None = None
+
+
+def _spans(
+    messages: dict[TopicPartition, list[Message]], skipped: list[BadMessage]
+) -> dict[TopicPartition, tuple[int, int]]:
+    offsets: dict[TopicPartition, list[int]] = {
+        tp: [m.offset for m in batch] for tp, batch in messages.items()
+    }
+    for bad in skipped:
+        tp = TopicPartition(bad.source["topic"], bad.source["partition"])
+        offsets.setdefault(tp, []).append(bad.source["offset"])
+    return {tp: (min(found), max(found) + 1) for tp, found in offsets.items() if found}
 
 
 class RecordConsumer:
@@ -206,9 +256,12 @@ class RecordConsumer:
         self.running = False
         """True while consuming; False before the first poll, while backing off
         from an unreachable database or broker, and after `stop()`."""
-        self.failed_polls = 0
-        """Polls set aside (dead-lettered) because they could not be stored."""
+        self.failures = 0
+        """Polls that could not be stored and messages that could not be decoded,
+        set aside (quarantined, dead-lettered) so that the partitions move on."""
         self.last_failure: str | None = None
+        self._taken: dict[TopicPartition, int] = {}
+        """Per partition, the offset after the last message taken into a poll."""
         self._stopping = asyncio.Event()
         self._in_hand = _InHand()
         self._consumer: AIOKafkaConsumer | None = None
@@ -254,7 +307,7 @@ class RecordConsumer:
             heartbeat_interval_ms=self.session_timeout_ms // 3,
             max_partition_fetch_bytes=FETCH_BYTES,
         )
-        consumer.subscribe([self.topic], listener=_FlushBeforeRevoke(self._in_hand))
+        consumer.subscribe([self.topic], listener=_FlushBeforeRevoke(self._in_hand, self._taken))
         producer = (
             AIOKafkaProducer(bootstrap_servers=self.bootstrap_servers, acks="all")
             if self.dlq_topic
@@ -303,7 +356,7 @@ class RecordConsumer:
             following = fetched[0] if fetched else None
             if isinstance(stored, BaseException):
                 taken = [current, *([following] if isinstance(following, _Fetched) else [])]
-                _rewind(consumer, [poll.messages for poll in taken])
+                self._rewind(consumer, taken)
                 raise stored
             if isinstance(following, BaseException):
                 raise following
@@ -313,29 +366,131 @@ class RecordConsumer:
         return self._in_hand.wanted or self._stopping.is_set()
 
     async def _fetch(self, consumer: AIOKafkaConsumer) -> _Fetched | None:
-        messages = await consumer.getmany(
-            timeout_ms=POLL_TIMEOUT_MS, max_records=self.max_poll_records
-        )
-        if not messages:
+        skipped: list[BadMessage] = []
+        try:
+            messages = await consumer.getmany(
+                timeout_ms=POLL_TIMEOUT_MS, max_records=self.max_poll_records
+            )
+        except Exception as exc:
+            if not undecodable(exc):
+                raise
+            messages, skipped = await self._around_undecodable(consumer, exc)
+        if not messages and not skipped:
             if time.monotonic() - self._last_contact > PROBE_EVERY_S:
                 await asyncio.wait_for(consumer.topics(), PROBE_EVERY_S)
                 self._last_contact = time.monotonic()
             return None
         taken = time.monotonic()
+        fetched = _Fetched(messages, _spans(messages, skipped), DecodedPoll(), {}, taken, skipped)
+        for tp, (_, following) in fetched.spans.items():
+            self._taken[tp] = following
         flat = [message for batch in messages.values() for message in batch]
         try:
             async with self.engine.connect() as conn:
                 window = await self.pipeline.window(conn)
-            decoded, normalised = await asyncio.to_thread(self._prepare, flat, window)
+            fetched.decoded, fetched.normalised = await asyncio.to_thread(
+                self._prepare, flat, window
+            )
         except Exception as exc:
             if not transient(exc):
-                return _Fetched(messages, DecodedPoll(), {}, taken, failure=exc)
-            _rewind(consumer, [messages])
+                fetched.failure = exc
+                return fetched
+            self._rewind(consumer, [fetched])
             raise
         except BaseException:
-            _rewind(consumer, [messages])
+            self._rewind(consumer, [fetched])
             raise
-        return _Fetched(messages, decoded, normalised, taken)
+        fetched.decoded.bad.extend(skipped)
+        return fetched
+
+    async def _around_undecodable(
+        self, consumer: AIOKafkaConsumer, error: Exception
+    ) -> tuple[dict[TopicPartition, list[Message]], list[BadMessage]]:
+        """A poll taken around a batch that cannot be decoded, and its messages
+        set aside by their coordinates.
+
+        aiokafka says neither which partition failed nor where, and a failed
+        fetch leaves positions moved past records it never handed over: so every
+        partition goes back to the first message not taken, the partitions are
+        read one at a time until one fails, and that one a message at a time up
+        to the failing message, which is set aside and stepped over."""
+        self.failures += 1
+        self.last_failure = f"a batch could not be decoded: {_described(error)}"
+        self.pipeline.failed(Source.KAFKA, error, topic=self.topic)
+        partitions = sorted(consumer.assignment(), key=lambda tp: tp.partition)
+        for tp in partitions:
+            await self._restart(consumer, tp)
+        messages: dict[TopicPartition, list[Message]] = {}
+        skipped: list[BadMessage] = []
+        budget = self.max_poll_records
+        for tp in partitions:
+            if budget <= 0:
+                break
+            try:
+                found = await consumer.getmany(tp, timeout_ms=PROBE_TIMEOUT_MS, max_records=budget)
+            except Exception as exc:
+                if not undecodable(exc):
+                    raise
+                await self._restart(consumer, tp)
+                taken, skipped = await self._one_at_a_time(consumer, tp, budget, exc)
+                if taken:
+                    messages[tp] = taken
+                break
+            if found.get(tp):
+                messages[tp] = found[tp]
+                budget -= len(found[tp])
+        return messages, skipped
+
+    async def _one_at_a_time(
+        self, consumer: AIOKafkaConsumer, tp: TopicPartition, budget: int, error: Exception
+    ) -> tuple[list[Message], list[BadMessage]]:
+        """Messages of `tp` up to `budget`, stepping over each one that cannot be
+        decoded (every message of an undecodable batch fails alike)."""
+        taken: list[Message] = []
+        skipped: list[BadMessage] = []
+        while len(taken) + len(skipped) < budget:
+            try:
+                found = await consumer.getmany(tp, timeout_ms=POLL_TIMEOUT_MS, max_records=1)
+            except Exception as exc:
+                if not undecodable(exc):
+                    raise
+                offset = await consumer.position(tp)
+                reason = f"the batch could not be decoded: {_described(exc)}"
+                skipped.append(undecodable_message(tp.topic, tp.partition, offset, reason))
+                consumer.seek(tp, offset + 1)
+                continue
+            if not found.get(tp):
+                break
+            taken.extend(found[tp])
+        if skipped:
+            log.error(
+                "set aside %d messages of %s/%d that could not be decoded, from offset %d: %s",
+                len(skipped),
+                tp.topic,
+                tp.partition,
+                skipped[0].source["offset"],
+                error,
+            )
+        return taken, skipped
+
+    async def _restart(self, consumer: AIOKafkaConsumer, tp: TopicPartition) -> None:
+        """Seek `tp` to the first message not taken into a poll yet."""
+        if tp in self._taken:
+            consumer.seek(tp, self._taken[tp])
+            return
+        committed = await consumer.committed(tp)
+        if committed is None:
+            await consumer.seek_to_beginning(tp)
+        else:
+            consumer.seek(tp, committed)
+
+    def _rewind(self, consumer: AIOKafkaConsumer, polls: list[_Fetched]) -> None:
+        """Seek back to the first message whose offset is not committed: for each
+        partition, its first offset in the earliest of `polls` that holds it."""
+        for poll in reversed(polls):
+            for tp, (first, _) in poll.spans.items():
+                consumer.seek(tp, first)
+                self._taken[tp] = first
 
     def _prepare(
         self, messages: list[Message], window: Window
@@ -364,7 +519,9 @@ class RecordConsumer:
                 failure = exc
         if failure is not None:
             await self._set_aside(fetched, failure)
-        await self._commit(consumer, fetched.messages)
+        else:
+            await self._dead_letter(fetched.decoded.bad)
+        await self._commit(consumer, fetched.spans)
         await self._export_lag(consumer)
         KAFKA_BATCH_SECONDS.observe(time.monotonic() - fetched.taken)
         self._report(fetched.decoded, results, time.monotonic() - started)
@@ -374,30 +531,27 @@ class RecordConsumer:
     async def _set_aside(self, fetched: _Fetched, error: BaseException) -> None:
         """Quarantine and dead-letter every message of a poll that cannot be
         stored, with the error, so that its offsets can move on."""
-        reason = f"the poll could not be stored: {type(error).__name__}: {error}"
+        reason = f"the poll could not be stored: {_described(error)}"
         bad = [
             bad_message(message, reason)
             for messages in fetched.messages.values()
             for message in messages
         ]
-        fetched.decoded = DecodedPoll(bad=bad)
+        fetched.decoded = DecodedPoll(bad=[*bad, *fetched.skipped])
         async with self.engine.begin() as conn:
             await quarantine_messages(conn, bad)
         await self._dead_letter(bad)
-        self.failed_polls += 1
+        self.failures += 1
         self.last_failure = mask_pans(reason)
         self.pipeline.failed(
             Source.KAFKA,
             error,
             topic=self.topic,
-            offsets={
-                str(tp.partition): [messages[0].offset, messages[-1].offset]
-                for tp, messages in fetched.messages.items()
-            },
+            offsets={str(tp.partition): list(span) for tp, span in fetched.spans.items()},
         )
 
     async def _write(self, fetched: _Fetched) -> dict[str, WriteResult]:
-        """Write a poll in one transaction, then dead-letter its bad messages."""
+        """Write a poll in one transaction, its bad messages quarantined."""
         decoded = fetched.decoded
         results: dict[str, WriteResult] = {}
         async with self.engine.begin() as conn:
@@ -409,7 +563,6 @@ class RecordConsumer:
                     conn, provider, part.raw, fetched.normalised[provider], source=part.source
                 )
             await quarantine_messages(conn, decoded.bad)
-        await self._dead_letter(decoded.bad)
         return results
 
     async def _dead_letter(self, bad: list[BadMessage]) -> None:
@@ -426,10 +579,10 @@ class RecordConsumer:
         await asyncio.gather(*sent)
 
     async def _commit(
-        self, consumer: AIOKafkaConsumer, batch: dict[TopicPartition, list[Message]]
+        self, consumer: AIOKafkaConsumer, spans: dict[TopicPartition, tuple[int, int]]
     ) -> None:
         try:
-            await consumer.commit({tp: messages[-1].offset + 1 for tp, messages in batch.items()})
+            await consumer.commit({tp: following for tp, (_, following) in spans.items()})
         except (CommitFailedError, IllegalStateError) as exc:
             log.warning(
                 "stored a poll but the group moved on before its offsets were committed "
@@ -467,14 +620,6 @@ class RecordConsumer:
             if highwater is not None:
                 position = await consumer.position(tp)
                 KAFKA_LAG.labels(tp.topic, str(tp.partition)).set(highwater - position)
-
-
-def _rewind(consumer: AIOKafkaConsumer, polls: list[dict[TopicPartition, list[Message]]]) -> None:
-    """Seek back to the first message whose offset is not committed: for each
-    partition, its first offset in the earliest of `polls` that holds it."""
-    for poll in reversed(polls):
-        for tp, messages in poll.items():
-            consumer.seek(tp, messages[0].offset)
 
 
 async def _quietly_stop(

@@ -22,6 +22,7 @@ from ingest.masking import mask_pans
 
 PROVIDER_HEADER = "provider"
 ERROR_HEADER = "error"
+SOURCE_HEADER = "source"
 UNKNOWN_PROVIDER = "unknown"
 MAX_RAW_CHARS = 16_384
 """A quarantined bad message keeps this much of its (masked) text: enough to see
@@ -172,6 +173,22 @@ def _provider(header: bytes | None) -> str | None:
         return header.decode().strip() or None
     except UnicodeDecodeError:
         return None
+
+
+def undecodable_message(topic: str, partition: int, offset: int, reason: str) -> BadMessage:
+    """A message whose batch could not be decoded at all (an unknown or corrupt
+    compressed batch): set aside by its coordinates alone, as nothing of it can be
+    read; its dead letter carries them in a `source` header instead of its value."""
+    source = {"topic": topic, "partition": partition, "offset": offset}
+    return BadMessage(
+        provider=UNKNOWN_PROVIDER,
+        reason=reason,
+        source=source,
+        record={"raw": ""},
+        key=None,
+        value=b"",
+        headers=((SOURCE_HEADER, f"{topic}/{partition}@{offset}".encode()),),
+    )
 
 
 def bad_message(message: Message, reason: str) -> BadMessage:

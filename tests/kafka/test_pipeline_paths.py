@@ -80,7 +80,7 @@ async def test_consumer_and_http_meeting_a_new_payer_are_all_stored(
         assert later.status_code == 200, later.text
         await produce(bootstrap, topic, [message("cmb", paying("k2", 2))])
         await wait_until(progress.all_consumed, within=30, what="the later poll to be stored")
-        assert consumer.running and consumer.failed_polls == 0
+        assert consumer.running and consumer.failures == 0
     stored = await scalar(
         engine, "SELECT count(*)::text || '/' || count(DISTINCT payer_hash) FROM records"
     )
@@ -191,7 +191,7 @@ async def test_a_poll_that_cannot_be_stored_is_set_aside_and_the_consumer_goes_o
         await wait_until(progress.all_consumed, within=30, what="the next polls")
         ready = (await client.get("/readyz")).json()
     assert ready["ready"] is True
-    assert ready["consumer"]["failed_polls"] == 1
+    assert ready["consumer"]["failures"] == 1
     assert "RuntimeError: a defect met by this poll" in ready["consumer"]["last_failure"]
     assert await scalar(engine, "SELECT count(*) FROM records") == 5
     held = await scalar(engine, "SELECT jsonb_agg(message) FROM quarantine")
