@@ -1,14 +1,18 @@
 """`POST /v1/batches` and `GET /v1/batches/{batch_id}`."""
 
+import asyncio
+from dataclasses import replace
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Header, Query, Request
+from fastapi import APIRouter, Header, Path, Query, Request
 
-from app.deps import AnyCaller, Conn, PipelineDep, Provider, SettingsDep
+from app.deps import AnyCaller, Conn, PipelineDep, SettingsDep, UploadingProvider, transaction
+from app.large_bodies import LargeBodyGate
 from ingest.adapters import FORMATS, ReadOptions
-from ingest.batches import ingest_batch, stored_answer
+from ingest.batches import read_batch, store_batch, stored_answer
 from schemas.api import BatchAnswer
 from schemas.records import Role
+from schemas.text import BATCH_ID_PATTERN
 from store.errors import BadRequest, Forbidden, NotFound, TooLarge, UnsupportedMediaType
 
 router = APIRouter(prefix="/v1/batches", tags=["batches"])
@@ -63,32 +67,38 @@ def read_options(content_type: str, query: dict[str, str]) -> ReadOptions:
 )
 async def push_batch(
     request: Request,
-    conn: Conn,
-    who: Provider,
+    who: UploadingProvider,
     settings: SettingsDep,
     pipeline: PipelineDep,
-    x_batch_id: Annotated[str, Header(min_length=1, max_length=128)],
+    x_batch_id: Annotated[
+        str, Header(pattern=BATCH_ID_PATTERN, description="letters, digits and . _ : -")
+    ],
     format: Annotated[str, Query(examples=["standard"])] = "standard",
 ) -> Any:
     if format not in FORMATS:
         raise BadRequest("unknown_format", f"unknown format {format!r}")
     options = read_options(request.headers.get("content-type", ""), dict(request.query_params))
+    options = replace(options, max_unpacked=settings.max_unpacked_bytes)
+    # The body is read and parsed before a connection is taken: a slow sender
+    # holds no connection of the pool.
     body = await read_body(request, settings.max_batch_bytes)
+    gate: LargeBodyGate = request.app.state.large_bodies
+    async with gate.passage(body):
+        read = await asyncio.to_thread(
+            read_batch, format, body, options, settings.max_batch_records
+        )
+    del body
     assert who.provider is not None
-    return await ingest_batch(
-        conn,
-        pipeline,
-        provider=who.provider,
-        batch_id=x_batch_id,
-        fmt=format,
-        body=body,
-        options=options,
-        max_records=settings.max_batch_records,
-    )
+    async with transaction(request) as conn:
+        return await store_batch(
+            conn, pipeline, provider=who.provider, batch_id=x_batch_id, read=read
+        )
 
 
 @router.get("/{batch_id}", response_model=BatchAnswer, summary="The stored answer of a batch")
-async def read_batch(batch_id: str, conn: Conn, who: AnyCaller) -> Any:
+async def read_stored_batch(
+    batch_id: Annotated[str, Path(pattern=BATCH_ID_PATTERN)], conn: Conn, who: AnyCaller
+) -> Any:
     if who.role == Role.VIEWER or (who.role == Role.ADMIN and not who.scope.national):
         raise Forbidden(
             "forbidden",

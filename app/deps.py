@@ -11,7 +11,7 @@ error, so a route never commits and a failed request leaves nothing behind.
 """
 
 from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
-from contextlib import contextmanager
+from contextlib import asynccontextmanager, contextmanager
 from typing import Annotated, Any
 
 from fastapi import Depends, Request
@@ -65,10 +65,18 @@ def unavailable_as_503() -> Iterator[None]:
         raise
 
 
-async def connection(request: Request) -> AsyncIterator[AsyncConnection]:
+@asynccontextmanager
+async def transaction(request: Request) -> AsyncIterator[AsyncConnection]:
+    """A connection in a transaction, committed when the block ends without error;
+    for a route that must read its body before it takes a connection."""
     with unavailable_as_503():
         async with engine_of(request).begin() as conn:
             yield conn
+
+
+async def connection(request: Request) -> AsyncIterator[AsyncConnection]:
+    async with transaction(request) as conn:
+        yield conn
 
 
 async def read_connection(request: Request) -> AsyncIterator[AsyncConnection]:
@@ -89,7 +97,7 @@ SettingsDep = Annotated[Settings, Depends(settings_of)]
 PipelineDep = Annotated[Pipeline, Depends(pipeline_of)]
 
 
-async def principal(request: Request, conn: Conn) -> Principal:
+async def _caller(request: Request, conn: AsyncConnection) -> Principal:
     header = request.headers.get("authorization", "")
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
@@ -100,8 +108,24 @@ async def principal(request: Request, conn: Conn) -> Principal:
     return found
 
 
-def require(*roles: Role) -> Callable[..., Coroutine[Any, Any, Principal]]:
-    async def check(who: Annotated[Principal, Depends(principal)]) -> Principal:
+async def principal(request: Request, conn: Conn) -> Principal:
+    """The caller, looked up on the request's own connection (one per request)."""
+    return await _caller(request, conn)
+
+
+async def principal_before_body(request: Request) -> Principal:
+    """The caller, looked up on a connection that goes back to the pool at once:
+    for a route that reads a long body before it takes its connection."""
+    async with transaction(request) as conn:
+        return await _caller(request, conn)
+
+
+def require(
+    *roles: Role, before_body: bool = False
+) -> Callable[..., Coroutine[Any, Any, Principal]]:
+    lookup = principal_before_body if before_body else principal
+
+    async def check(who: Annotated[Principal, Depends(lookup)]) -> Principal:
         if who.role not in roles:
             allowed = " or ".join(r.value for r in roles)
             raise Forbidden("forbidden", f"this needs the {allowed} role")
@@ -119,6 +143,8 @@ async def national_admin(who: Annotated[Principal, Depends(require(Role.ADMIN))]
 
 
 Provider = Annotated[Principal, Depends(require(Role.PROVIDER))]
+UploadingProvider = Annotated[Principal, Depends(require(Role.PROVIDER, before_body=True))]
+"""A provider whose route holds no connection while its body arrives."""
 Viewer = Annotated[Principal, Depends(require(Role.VIEWER, Role.ADMIN))]
 Admin = Annotated[Principal, Depends(require(Role.ADMIN))]
 """An admin of any region: what it changes is checked against `who.scope`."""

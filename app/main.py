@@ -20,6 +20,8 @@ from app import (
     rollups,
 )
 from app.answers import AnswerCache
+from app.large_bodies import LargeBodyGate
+from app.request_checks import RequestChecks
 from app.schedule import publish_on_schedule
 from campaign.publications import parse_interval
 from ingest.consumer import RecordConsumer
@@ -46,9 +48,13 @@ def create_app(settings: Settings | None = None, url: str | None = None) -> Fast
         """The engines, the process's ingest pipeline, the payer compactor, and the
         consumer and scheduled publishing when asked for; all stopped again however
         the app ends."""
-        app.state.engine = create_engine(url or database_url(settings))
+        app.state.engine = create_engine(
+            url or database_url(settings), pool_timeout=settings.pool_timeout
+        )
         if settings.read_database_url:
-            app.state.read_engine = create_engine(settings.read_database_url)
+            app.state.read_engine = create_engine(
+                settings.read_database_url, pool_timeout=settings.pool_timeout
+            )
         app.state.pipeline = Pipeline(settings.resolved_secret())
         consuming = publishing = None
         compacting = asyncio.create_task(compact_continuously(app.state.engine))
@@ -87,7 +93,9 @@ def create_app(settings: Settings | None = None, url: str | None = None) -> Fast
     app.state.with_consumer = False
     app.state.read_engine = None
     app.state.answers = AnswerCache()
-    errors.install(app)
+    app.state.large_bodies = LargeBodyGate(settings.large_bodies)
+    app.add_middleware(RequestChecks, max_body_bytes=settings.max_batch_bytes)
+    errors.install(app)  # after RequestChecks: its middleware is the outermost
     for module in (
         batches,
         rollups,

@@ -2,7 +2,7 @@
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Path, Query, Request
 
 from app.deps import Conn, NationalAdmin, Viewer, engine_of
 from app.reports import FILE_RESPONSES, report_file
@@ -13,6 +13,9 @@ from campaign.publications import (
     read_publication,
 )
 from schemas.api import PublicationHeader, PublicationIn
+from schemas.text import MAX_INTEGER
+
+PublicationNumber = Annotated[int, Path(ge=1, le=MAX_INTEGER)]
 
 router = APIRouter(prefix="/v1/campaigns/{code}/publications", tags=["publications"])
 
@@ -44,7 +47,7 @@ async def publication_list(code: str, conn: Conn, who: Viewer) -> Any:
 )
 async def publication(
     code: str,
-    number: int,
+    number: PublicationNumber,
     conn: Conn,
     who: Viewer,
     format: Annotated[str, Query(pattern="^(json|csv|xlsx)$")] = "json",
@@ -62,6 +65,6 @@ async def publication(
     description="Per unit and measure where they differ: old, new and change.",
 )
 async def publication_diff(
-    code: str, number: int, other: int, conn: Conn, who: Viewer
+    code: str, number: PublicationNumber, other: PublicationNumber, conn: Conn, who: Viewer
 ) -> dict[str, Any]:
     return await diff_publications(conn, code, number, other)

@@ -1,8 +1,6 @@
 """`GET /v1/rollups`: the measures per any combination of dims, JSON or CSV."""
 
 import base64
-import csv
-import io
 from collections.abc import AsyncIterator, Sequence
 from datetime import date
 from typing import Annotated, Any
@@ -24,9 +22,11 @@ from campaign.figures import (
     total_of,
 )
 from schemas.regions import resolve_city
+from schemas.text import Day
 from store.errors import BadRequest
 from store.scope import Scope
 from store.sketches import PAYER_COUNT_LAG_SECONDS, RELATIVE_STANDARD_ERROR
+from store.spreadsheets import csv_text
 
 router = APIRouter(prefix="/v1/rollups", tags=["rollups"])
 
@@ -45,15 +45,6 @@ def parse_dims(dims: str) -> list[str]:
             "unknown_dim", f"unknown dim {unknown[0]!r}; dims are {', '.join(DIMENSIONS)}"
         )
     return list(dict.fromkeys(names))
-
-
-def csv_text(header: list[str], rows: list[dict[str, Any]], with_header: bool = True) -> str:
-    out = io.StringIO()
-    writer = csv.DictWriter(out, header, extrasaction="ignore", lineterminator="\n")
-    if with_header:
-        writer.writeheader()
-    writer.writerows(rows)
-    return out.getvalue()
 
 
 def csv_response(header: list[str], rows: list[dict[str, Any]], filename: str) -> Response:
@@ -107,8 +98,8 @@ async def rollups(
     request: Request,
     conn: ReadConn,
     who: Viewer,
-    first_day: Annotated[date, Query(alias="from", examples=["2023-09-09"])],
-    last_day: Annotated[date, Query(alias="to", examples=["2023-10-08"])],
+    first_day: Annotated[Day, Query(alias="from", examples=["2023-09-09"])],
+    last_day: Annotated[Day, Query(alias="to", examples=["2023-10-08"])],
     dims: Annotated[str, Query(examples=["day,city"])] = "",
     province: str | None = None,
     city: str | None = None,

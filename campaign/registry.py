@@ -15,12 +15,12 @@ import io
 from collections.abc import Sequence
 from typing import Any, TypeVar
 
-import orjson
 from pydantic import BaseModel, ValidationError
 from sqlalchemy import Table, func, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from schemas.json_objects import RepeatedKey, load_marking_repeats
 from schemas.regions import CITIES, MUNICIPALITY_PROVINCES, PROVINCES, prefecture_count
 from schemas.registry import ActivityIn, CityIn, EnterpriseIn, MerchantAccountIn, PolicyIn
 from store.audit import record_change
@@ -56,10 +56,13 @@ def parse_rows(model: type[M], body: bytes, content_type: str) -> list[M]:
         ]
     elif content_type == "application/json":
         try:
-            data = orjson.loads(body)
-        except orjson.JSONDecodeError as exc:
+            data = load_marking_repeats(body)
+        except ValueError as exc:
             raise BadRequest("undecodable_body", f"body is not valid JSON: {exc}") from None
         rows = data if isinstance(data, list) else [data]
+        for index, row in enumerate(rows):
+            if isinstance(row, RepeatedKey):
+                raise BadRequest("duplicate_key", f"row {index}: key {row.key!r} appears twice")
     else:
         raise UnsupportedMediaType(
             "unsupported_media_type", "registrations are application/json or text/csv"

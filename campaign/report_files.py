@@ -5,13 +5,13 @@ field names and integer fen; the XLSX has a Chinese header, amounts in yuan with
 two decimals and a frozen header row.
 """
 
-import csv
 import io
 from typing import Any
 
 import xlsxwriter
 
 from campaign.reports import FIELDS
+from store.spreadsheets import csv_text, neutralise
 
 XLSX_MEDIA_TYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 CSV_MEDIA_TYPE = "text/csv; charset=utf-8"
@@ -54,11 +54,7 @@ def _lines(report: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def report_csv(report: dict[str, Any]) -> bytes:
-    out = io.StringIO()
-    writer = csv.DictWriter(out, FIELDS, extrasaction="ignore", lineterminator="\n")
-    writer.writeheader()
-    writer.writerows(_lines(report))
-    return out.getvalue().encode()
+    return csv_text(FIELDS, _lines(report)).encode()
 
 
 def report_xlsx(report: dict[str, Any]) -> bytes:
@@ -89,7 +85,7 @@ def report_xlsx(report: dict[str, Any]) -> bytes:
             if value is None:
                 sheet.write_blank(row, col, None, cell_format)
             elif kind == "text":
-                sheet.write_string(row, col, value, cell_format)
+                sheet.write_string(row, col, neutralise(value), cell_format)
             elif kind == "money":
                 sheet.write_number(row, col, value / 100, cell_format)
             else:

@@ -19,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from campaign.registry import register_cities, register_enterprises, register_merchant_accounts
 from demo import samples
 from ingest.adapters import ReadOptions
-from ingest.batches import ingest_batch
+from ingest.batches import read_batch, store_batch
 from ingest.pipeline import Pipeline
 from schemas.regions import CITIES
 from schemas.registry import CityIn, EnterpriseIn, MerchantAccountIn
@@ -176,16 +176,15 @@ async def load_demo(engine: AsyncEngine, settings: Settings) -> str:
     pipeline = Pipeline(settings.resolved_secret())
     inserted = batches = 0
     for provider, fmt, body, params in _batches(shops):
+        options = ReadOptions(content_type=MEDIA_TYPES.get(fmt), params=params)
+        read = read_batch(fmt, body, options, settings.max_batch_records)
         async with engine.begin() as conn:
-            answer = await ingest_batch(
+            answer = await store_batch(
                 conn,
                 pipeline,
                 provider=provider,
                 batch_id=f"demo-{provider}-{'-'.join(params.values())}",
-                fmt=fmt,
-                body=body,
-                options=ReadOptions(content_type=MEDIA_TYPES.get(fmt), params=params),
-                max_records=settings.max_batch_records,
+                read=read,
             )
         inserted += answer["inserted"]
         batches += 1

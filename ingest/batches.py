@@ -8,6 +8,7 @@ changes nothing; with a different body it is a 409.
 import asyncio
 import hashlib
 import time
+from dataclasses import dataclass, replace
 from typing import Any
 
 import orjson
@@ -15,9 +16,10 @@ from sqlalchemy import select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from ingest.adapters import ReadOptions, adapter_for
+from ingest.adapters import RawBatch, ReadOptions, adapter_for
 from ingest.pipeline import Pipeline, Source
 from ingest.writer import WriteResult
+from schemas.text import control_character_in
 from store.errors import Conflict, TooLarge
 from store.tables import batches
 
@@ -44,7 +46,8 @@ def answer_of(
         "errors": [
             {
                 "index": e.index,
-                "txn_id": e.txn_id,
+                # An adapter's error may quote a txn_id it could not validate.
+                "txn_id": e.txn_id if e.txn_id and control_character_in(e.txn_id) is None else None,
                 "code": e.code,
                 "field": e.field,
                 "message": e.message,
@@ -54,28 +57,37 @@ def answer_of(
     }
 
 
-async def ingest_batch(
-    conn: AsyncConnection,
-    pipeline: Pipeline,
-    *,
-    provider: str,
-    batch_id: str,
-    fmt: str,
-    body: bytes,
-    options: ReadOptions,
-    max_records: int,
-) -> dict[str, Any]:
-    started = time.monotonic()
-    adapter = adapter_for(fmt)
-    digest = batch_digest(fmt, body)
-    stored = await _claim(conn, batch_id, provider, digest)
-    if stored is not None:
-        return {**stored, "replayed": True}
-    raw = await asyncio.to_thread(adapter, body, options)
+@dataclass(frozen=True)
+class ReadBatch:
+    """A body read by its format's adapter, before any database work: what a
+    route holds while it waits for a connection."""
+
+    fmt: str
+    digest: bytes
+    raw: RawBatch
+
+
+def read_batch(fmt: str, body: bytes, options: ReadOptions, max_records: int) -> ReadBatch:
+    """The body through its adapter (CPU only: run it in a thread); 413 over
+    `max_records` records."""
+    raw = adapter_for(fmt)(body, replace(options, max_records=max_records))
     if raw.received > max_records:
         raise TooLarge(
             "too_many_records", f"batch has {raw.received} records; the limit is {max_records}"
         )
+    return ReadBatch(fmt, batch_digest(fmt, body), raw)
+
+
+async def store_batch(
+    conn: AsyncConnection, pipeline: Pipeline, *, provider: str, batch_id: str, read: ReadBatch
+) -> dict[str, Any]:
+    """Prepare and write a read batch in `conn`'s transaction, or return the answer
+    stored for the same id and body."""
+    started = time.monotonic()
+    stored = await _claim(conn, batch_id, provider, read.digest)
+    if stored is not None:
+        return {**stored, "replayed": True}
+    raw = read.raw
     window = await pipeline.window(conn)
     normalised = await asyncio.to_thread(pipeline.prepare, raw, window)
     result = await pipeline.write(conn, provider, raw, normalised, batch_id=batch_id)

@@ -23,6 +23,7 @@ from schemas.records import (
     TXN_ID_PATTERN,
     Outcome,
 )
+from schemas.text import CONTROL_CHARACTERS
 
 ERROR_SCHEMA = {
     "index": pl.Int64,
@@ -32,7 +33,9 @@ ERROR_SCHEMA = {
     "message": pl.String,
 }
 
-RFC3339 = r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d{1,9})?([Zz]|[+-]\d{2}:\d{2})$"
+RFC3339 = r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:[0-5]\d(\.\d{1,9})?([Zz]|[+-]\d{2}:\d{2})$"
+"""RFC 3339 with its offset; a leap second (`:60`) is refused: PostgreSQL and
+chrono would move it into the next minute, a day later at midnight."""
 
 # Field rules in the order of STANDARD_FIELDS: the first failing field names the error.
 FIELD_RULES: dict[str, tuple[pl.Expr, str]] = {
@@ -205,13 +208,22 @@ def normalise(
         .str.to_datetime("%+", strict=False, time_zone="UTC")
         .alias("_occurred_at")
     )
+    # A control character fails any field (PostgreSQL refuses NUL in text).
+    control_field = pl.coalesce(
+        pl.when(pl.col(name).str.contains(CONTROL_CHARACTERS)).then(pl.lit(name))
+        for name in STANDARD_FIELDS
+    )
     failing_field = pl.coalesce(
-        pl.when(~rule.fill_null(False)).then(pl.lit(name))
+        pl.when(~rule.fill_null(False) | pl.lit(name).eq(control_field).fill_null(False)).then(
+            pl.lit(name)
+        )
         for name, (rule, _) in FIELD_RULES.items()
     )
     day = pl.col("_occurred_at").dt.convert_time_zone(LOCAL_TIME_ZONE).dt.date()
     horizon = now + timedelta(seconds=FUTURE_TOLERANCE_SECONDS)
-    checked = frame.with_columns(failing_field.alias("field"), day.alias("day")).with_columns(
+    checked = frame.with_columns(
+        failing_field.alias("field"), control_field.alias("_control"), day.alias("day")
+    ).with_columns(
         pl.when(pl.col("field").is_not_null())
         .then(pl.lit(Outcome.INVALID_FIELD.value))
         .when(pl.col("currency") != "CNY")
@@ -232,7 +244,11 @@ def normalise(
         "code",
         "field",
         pl.when(pl.col("code") == Outcome.INVALID_FIELD.value)
-        .then(pl.col("field").replace_strict(messages, default=None))
+        .then(
+            pl.when(pl.col("field").eq_missing(pl.col("_control")))
+            .then(pl.col("field") + " holds a control character")
+            .otherwise(pl.col("field").replace_strict(messages, default=None))
+        )
         .when(pl.col("code") == Outcome.UNSUPPORTED_CURRENCY.value)
         .then(pl.lit("currency must be CNY, got ") + pl.col("currency"))
         .when(pl.col("code") == Outcome.FUTURE_TIME.value)

@@ -1,9 +1,11 @@
 """Bodies of the HTTP API, for validation and the OpenAPI document."""
 
 from datetime import date, datetime
-from typing import Any
+from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field
+
+from schemas.text import MAX_BIGINT, PlainTextModel
 
 
 class RecordError(BaseModel):
@@ -163,7 +165,7 @@ class PublicSummary(BaseModel):
     published_at: datetime | None = None
 
 
-class QuarantineSelection(BaseModel):
+class QuarantineSelection(PlainTextModel):
     """Which held records an action takes: every given filter applies; none at all
     means every held record."""
 
@@ -171,7 +173,9 @@ class QuarantineSelection(BaseModel):
 
     code: str | None = Field(default=None, examples=["unknown_merchant"])
     provider: str | None = None
-    ids: list[int] | None = Field(default=None, max_length=100_000)
+    ids: list[Annotated[int, Field(ge=1, le=MAX_BIGINT)]] | None = Field(
+        default=None, max_length=100_000
+    )
 
 
 class ReplayAnswer(BaseModel):
@@ -194,7 +198,7 @@ class QuarantineAction(BaseModel):
     at: datetime
 
 
-class PublicationIn(BaseModel):
+class PublicationIn(PlainTextModel):
     model_config = ConfigDict(extra="forbid")
 
     note: str = Field(default="", max_length=2000)

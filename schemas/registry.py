@@ -4,14 +4,15 @@ Field rules live here; rules that need the database (the 50 % and 100-enterprise
 limits) live in `campaign.registry`.
 """
 
-from datetime import date, timedelta
+from datetime import timedelta
 from typing import Annotated, Self
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import ConfigDict, Field, field_validator, model_validator
 
 from schemas.mcc import CATEGORIES
 from schemas.records import EnterpriseKind
 from schemas.regions import PROVINCES, resolve_city
+from schemas.text import FIRST_DAY, CampaignDay, PlainTextModel, ProviderCode
 from schemas.uscc import uscc_is_valid
 
 DEFAULT_CAMPAIGN = "2023"
@@ -37,14 +38,14 @@ def _category(value: str | None) -> str | None:
     return value
 
 
-class Registration(BaseModel):
+class Registration(PlainTextModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
 
 class CityIn(Registration):
     city: CityCode
     campaign: str = DEFAULT_CAMPAIGN
-    last_day: date | None = Field(default=None, description="the city's local extension")
+    last_day: CampaignDay | None = Field(default=None, description="the city's local extension")
 
     _resolve = field_validator("city")(_city)
 
@@ -70,7 +71,7 @@ class EnterpriseIn(Registration):
 
 
 class MerchantAccountIn(Registration):
-    provider: str = Field(min_length=1, max_length=64)
+    provider: ProviderCode
     merchant_id: str = Field(min_length=1, max_length=32)
     uscc: str
     city: CityCode | None = None
@@ -95,8 +96,8 @@ class ActivityIn(Registration):
     city: CityCode
     theme: str = Field(min_length=1, max_length=100, examples=["汽车消费节"])
     title: Title
-    first_day: date
-    last_day: date
+    first_day: CampaignDay
+    last_day: CampaignDay
     sessions: int = Field(ge=0, le=1_000_000, description="sessions held (场次)")
     campaign: str = DEFAULT_CAMPAIGN
 
@@ -115,7 +116,7 @@ class PolicyIn(Registration):
 
     unit: str = Field(pattern=r"^[0-9]{2}([0-9]{4})?$", examples=["33", "330100"])
     title: Title
-    issued_on: date
+    issued_on: CampaignDay
     campaign: str = DEFAULT_CAMPAIGN
 
     @field_validator("unit")
@@ -136,11 +137,11 @@ class CampaignIn(Registration):
 
     name: str = Field(min_length=1, max_length=200, examples=["百城万企促消费"])
     slogan: str = Field(default="", max_length=200)
-    first_day: date
-    last_day: date
-    baseline_first_day: date | None = None
-    baseline_last_day: date | None = None
-    report_due: date | None = Field(
+    first_day: CampaignDay
+    last_day: CampaignDay
+    baseline_first_day: CampaignDay | None = None
+    baseline_last_day: CampaignDay | None = None
+    report_due: CampaignDay | None = Field(
         default=None,
         description="the last day on which a province's submission is on time; "
         "default one week after last_day (2023-10-15 for the 2023 notice)",
@@ -157,6 +158,8 @@ class CampaignIn(Registration):
             self.baseline_last_day = self.first_day - timedelta(days=1)
         if self.baseline_first_day is None:
             self.baseline_first_day = self.baseline_last_day - days
+        if self.baseline_first_day < FIRST_DAY:
+            raise ValueError(f"the baseline would begin before {FIRST_DAY}")
         if self.baseline_last_day < self.baseline_first_day:
             raise ValueError("baseline_last_day must not be before baseline_first_day")
         if self.baseline_last_day >= self.first_day:

@@ -49,9 +49,9 @@ def async_url(url: str) -> str:
 
 
 def create_engine(url: str, **kwargs: Any) -> AsyncEngine:
-    return create_async_engine(
-        async_url(url), pool_size=10, max_overflow=10, pool_pre_ping=True, **kwargs
-    )
+    """The engine; `kwargs` override the pool's defaults (`pool_size`, `pool_timeout`)."""
+    options: dict[str, Any] = {"pool_size": 10, "max_overflow": 10, "pool_pre_ping": True}
+    return create_async_engine(async_url(url), **{**options, **kwargs})
 
 
 async def raw_connection(conn: AsyncConnection) -> Any:

@@ -22,6 +22,11 @@ class Settings(BaseSettings):
     secret_key: str | None = None
     max_batch_bytes: int = 64 * 1024 * 1024
     max_batch_records: int = 100_000
+    max_unpacked_bytes: int = 1 << 30
+    large_bodies: int = 2
+    """Bodies over 16 MB (or compressed) read at once per process; more wait."""
+    pool_timeout: float = 10.0
+    """Seconds a request waits for a database connection before its 503."""
     publish_every: str | None = None
     log_level: str = "INFO"
 

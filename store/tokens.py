@@ -16,6 +16,7 @@ from sqlalchemy import and_, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from schemas.records import LOCAL_TIME_ZONE, Role
+from schemas.text import MAX_INTEGER, PROVIDER_PATTERN
 from store.audit import record_change
 from store.errors import BadRequest, NotFound
 from store.principal import COMMAND_LINE, Principal
@@ -64,6 +65,8 @@ async def create_token(
     region = parse_region(region)
     if role == Role.PROVIDER and region is not None:
         raise BadRequest("bad_token_request", "provider tokens are national: no --region")
+    if provider is not None and not re.fullmatch(PROVIDER_PATTERN, provider):
+        raise BadRequest("bad_provider", f"a provider code matches {PROVIDER_PATTERN}")
     token = PREFIX + secrets.token_urlsafe(32)
     token_id = (
         await conn.execute(
@@ -133,6 +136,8 @@ async def list_tokens(conn: AsyncConnection) -> list[dict[str, Any]]:
 async def revoke_token(
     conn: AsyncConnection, token_id: int, actor: Principal = COMMAND_LINE
 ) -> None:
+    if not 1 <= token_id <= MAX_INTEGER:
+        raise NotFound("unknown_token", f"no active token {token_id}")
     done = await conn.execute(
         update(tokens)
         .where(and_(tokens.c.id == token_id, tokens.c.revoked_at.is_(None)))

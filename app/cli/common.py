@@ -2,16 +2,40 @@
 
 import asyncio
 from collections.abc import Awaitable, Callable
-from typing import TypeVar
+from datetime import date
+from typing import NoReturn, TypeVar
 
 import typer
+from pydantic import TypeAdapter, ValidationError
+from sqlalchemy.exc import DataError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from schemas.text import FIRST_DAY, LAST_DAY, CampaignDay
 from store.db import create_engine, database_url
 from store.errors import PayfeedError
 from store.settings import get_settings
 
 T = TypeVar("T")
+
+
+def fail(message: str) -> NoReturn:
+    """A bad argument: one line on stderr, exit status 2 (as a usage error)."""
+    typer.echo(f"error: {message}", err=True)
+    raise typer.Exit(2)
+
+
+def parse_day(value: str, option: str) -> date:
+    """`YYYY-MM-DD` within the days payfeed counts (years 2000 to 2100)."""
+    try:
+        return TypeAdapter(CampaignDay).validate_python(value)
+    except ValidationError:
+        fail(f"{option} must be a day from {FIRST_DAY} to {LAST_DAY} as YYYY-MM-DD, got {value!r}")
+
+
+def in_range(value: int, option: str, low: int, high: int) -> int:
+    if not low <= value <= high:
+        fail(f"{option} must be from {low} to {high}, got {value}")
+    return value
 
 
 def with_engine(work: Callable[[AsyncEngine], Awaitable[T]]) -> T:
@@ -28,8 +52,9 @@ def with_engine(work: Callable[[AsyncEngine], Awaitable[T]]) -> T:
     try:
         return asyncio.run(run())
     except PayfeedError as exc:
-        typer.echo(f"error: {exc.code}: {exc.message}", err=True)
-        raise typer.Exit(2) from None
+        fail(f"{exc.code}: {exc.message}")
+    except DataError as exc:  # a value the database cannot hold: still the caller's
+        fail(f"invalid_argument: {str(exc.orig).splitlines()[0]}")
 
 
 def in_transaction(work: Callable[[AsyncConnection], Awaitable[T]]) -> T:

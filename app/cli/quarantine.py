@@ -4,7 +4,7 @@ from datetime import UTC, datetime
 
 import typer
 
-from app.cli.common import in_transaction
+from app.cli.common import in_range, in_transaction
 from ingest.pipeline import Pipeline
 from ingest.quarantine import discard_quarantine, list_quarantine, replay_quarantine
 from store.principal import COMMAND_LINE
@@ -23,6 +23,7 @@ def list_(
     limit: int = typer.Option(100, help="at most this many rows"),
 ) -> None:
     """List held records, oldest first."""
+    in_range(limit, "--limit", 1, 10_000)
     found = in_transaction(
         lambda conn: list_quarantine(conn, code=code, provider=provider, limit=limit)
     )

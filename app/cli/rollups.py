@@ -1,19 +1,18 @@
 """`payfeed rollups verify|rebuild`."""
 
-from datetime import date
-
 import orjson
 import typer
 
-from app.cli.common import in_transaction
+from app.cli.common import in_transaction, parse_day
 from ingest.rollups import rebuild_rollups, verify_rollups
+from schemas.text import FIRST_DAY, LAST_DAY
 
 cli = typer.Typer(
     help="Rollups: prove them against the records, or rebuild them.", no_args_is_help=True
 )
 
-EARLIEST = date(2000, 1, 1)
-LATEST = date(2100, 12, 31)
+EARLIEST = FIRST_DAY
+LATEST = LAST_DAY
 
 
 @cli.command()
@@ -22,7 +21,7 @@ def verify(
     last_day: str = typer.Option(str(LATEST), "--to", help="last day, YYYY-MM-DD"),
 ) -> None:
     """Recount the stored records; exit 1 and print a diff on any mismatch."""
-    first, last = date.fromisoformat(first_day), date.fromisoformat(last_day)
+    first, last = parse_day(first_day, "--from"), parse_day(last_day, "--to")
     differences = in_transaction(lambda conn: verify_rollups(conn, first, last))
     for difference in differences:
         typer.echo(orjson.dumps(difference, default=str).decode())
@@ -39,7 +38,7 @@ def rebuild(
 ) -> None:
     """Recompute rollups and payer sketches from the stored records and swap them in
     atomically; ingestion may go on (batches wait only while the rebuild runs)."""
-    first, last = date.fromisoformat(first_day), date.fromisoformat(last_day)
+    first, last = parse_day(first_day, "--from"), parse_day(last_day, "--to")
     written = in_transaction(lambda conn: rebuild_rollups(conn, first, last))
     for table, rows in written.items():
         typer.echo(f"{table}: {rows} rows")

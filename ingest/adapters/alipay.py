@@ -11,11 +11,13 @@ from typing import Any
 import polars as pl
 
 from ingest.adapters.base import (
+    MAX_BILL_LINE_BYTES,
     Layout,
     RawBatch,
     ReadOptions,
     RowError,
     amount_text,
+    bounded_lines,
     csv_rows,
     fen_from_yuan,
     local_time,
@@ -46,7 +48,8 @@ REFUNDS = re.compile(r"#\s*退款合计[：:]\s*([0-9]+)\s*笔\s*[，,]\s*商家
 
 
 def read(data: bytes, options: ReadOptions) -> RawBatch:
-    body, _ = unpack(data, _is_detail)
+    body, _ = unpack(data, _is_detail, options.max_unpacked)
+    bounded_lines(body, options, MAX_BILL_LINE_BYTES)
     text = utf8(body, options, "gb18030")
     lines = pl.read_lines(text)["line"].str.strip_chars()
     comment = lines.str.starts_with("#")

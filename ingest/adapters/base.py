@@ -14,12 +14,21 @@ import zipfile
 import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import IO, Any
 
 import polars as pl
 
 from schemas.records import STANDARD_FIELDS
 from store.errors import BadRequest, TooLarge
+
+MAX_UNPACKED_BYTES = 1 << 30
+"""What one unpacked file may weigh by default (`PAYFEED_MAX_UNPACKED_BYTES`): a
+guard against a compression bomb, far above any batch the record limit lets
+through."""
+MAX_BILL_LINE_BYTES = 1 << 13
+"""The longest line a CSV bill may have (its widest real rows are under 1 KiB)."""
+LINE_SLACK = 1000
+"""Lines a file may hold beside its records: headers, comments, summaries, blanks."""
 
 RAW_SCHEMA: dict[str, Any] = {"index": pl.Int64, **{name: pl.String for name in STANDARD_FIELDS}}
 
@@ -69,6 +78,11 @@ class ReadOptions:
     charset: str | None = None
     content_type: str | None = None
     params: dict[str, str] = field(default_factory=dict)
+    max_unpacked: int = MAX_UNPACKED_BYTES
+    """What a gzip or zip body may unpack to (413 beyond)."""
+    max_records: int | None = None
+    """When given, a body with more lines or items than this (plus `LINE_SLACK`
+    for headers and comments) is refused with 413 before it is parsed."""
 
 
 @dataclass(frozen=True)
@@ -95,6 +109,52 @@ def empty_frame() -> pl.DataFrame:
 def standard_columns(frame: pl.DataFrame) -> pl.DataFrame:
     """`frame`'s `RAW_SCHEMA` columns, in order and typed so."""
     return frame.select(pl.col(name).cast(dtype) for name, dtype in RAW_SCHEMA.items())
+
+
+def bounded_lines(body: bytes, options: ReadOptions, max_line: int | None = None) -> None:
+    """Refuse, before any parse copies it, a text body with more lines than a batch
+    may have records, or (with `max_line`) a line longer than `max_line` bytes:
+    the parse's memory then stays a small multiple of what a batch can hold, not
+    of what a hostile body weighs."""
+    if options.max_records is None:
+        return
+    lines = body.count(b"\n")
+    if lines > options.max_records + LINE_SLACK:
+        raise TooLarge(
+            "too_many_records",
+            f"body has {lines} lines; a batch holds at most {options.max_records} records",
+        )
+    if max_line is None:
+        return
+    start = 0
+    for number in range(lines + 1):  # at most the lines just counted
+        end = body.find(b"\n", start)
+        end = len(body) if end < 0 else end
+        if end - start > max_line:
+            raise BadRequest("line_too_long", f"line {number + 1} is longer than {max_line} bytes")
+        start = end + 1
+
+
+def check_decodes(data: bytes, options: ReadOptions, default: str) -> None:
+    """`decode`'s refusal of a body that is not text in its encoding, decoding a
+    chunk at a time so that no copy of the whole is made."""
+    encoding = options.charset or default
+    try:
+        decoder = codecs.getincrementaldecoder(encoding)()
+    except LookupError:
+        raise BadRequest("bad_charset", f"unknown charset {encoding!r}") from None
+    view = memoryview(data)
+    for start in range(0, len(data), UNPACK_CHUNK):
+        try:
+            decoder.decode(view[start : start + UNPACK_CHUNK], final=False)
+        except UnicodeDecodeError as exc:
+            raise BadRequest(
+                "undecodable_body", f"body is not valid {encoding} at byte {start + exc.start}"
+            ) from None
+    try:
+        decoder.decode(b"", final=True)
+    except UnicodeDecodeError:
+        raise BadRequest("undecodable_body", f"body is not valid {encoding} at its end") from None
 
 
 def utf8(data: bytes, options: ReadOptions, default: str) -> bytes:
@@ -239,21 +299,30 @@ def local_time(text: pl.Expr) -> pl.Expr:
 
 GZIP_MAGIC = b"\x1f\x8b"
 ZIP_MAGICS = (b"PK\x03\x04", b"PK\x05\x06")
-MAX_UNPACKED_BYTES = 1 << 30
-"""What one unpacked file may weigh: a guard against a compression bomb, far above
-any batch the record limit lets through."""
+UNPACK_CHUNK = 1 << 20
 
 
-def unpack(data: bytes, wanted: Callable[[str], bool]) -> tuple[bytes, str | None]:
+def is_packed(data: bytes) -> bool:
+    """A gzip or a zip: what it unpacks to cannot be told from its size."""
+    return data.startswith(GZIP_MAGIC) or data.startswith(ZIP_MAGICS)
+
+
+def unpack(
+    data: bytes, wanted: Callable[[str], bool], limit: int = MAX_UNPACKED_BYTES
+) -> tuple[bytes, str | None]:
     """The file in a body as a provider's download gives it, recognised by its magic
     bytes: a gzip is inflated; a zip yields its one member whose base name `wanted`
     accepts (names written by Chinese tools in GBK without the UTF-8 flag are
     decoded as such); anything else is the file itself. Returns the bytes and the
-    zip member's name (None when not zipped)."""
+    zip member's name (None when not zipped).
+
+    Inflation is a stream counted as it grows: past `limit` bytes it stops with a
+    413, having held at most `limit` bytes plus one chunk, whatever the body
+    claims about its size."""
     if data.startswith(GZIP_MAGIC):
         try:
             with gzip.GzipFile(fileobj=io.BytesIO(data)) as inflated:
-                return _bounded(inflated.read(MAX_UNPACKED_BYTES + 1)), None
+                return _inflate(inflated, limit), None
         except (OSError, EOFError, zlib.error) as exc:
             raise BadRequest("undecodable_body", f"body is not a readable gzip: {exc}") from None
     if not data.startswith(ZIP_MAGICS):
@@ -274,7 +343,7 @@ def unpack(data: bytes, wanted: Callable[[str], bool]) -> tuple[bytes, str | Non
                 )
             info, name = chosen[0]
             with archive.open(info) as member:
-                return _bounded(member.read(MAX_UNPACKED_BYTES + 1)), name
+                return _inflate(member, limit), name
     except (
         zipfile.BadZipFile,
         NotImplementedError,
@@ -284,6 +353,17 @@ def unpack(data: bytes, wanted: Callable[[str], bool]) -> tuple[bytes, str | Non
         zlib.error,
     ) as exc:
         raise BadRequest("undecodable_body", f"body is not a readable zip: {exc}") from None
+
+
+def _inflate(stream: io.BufferedIOBase | IO[bytes], limit: int) -> bytes:
+    """`stream` read to its end into one buffer (`BytesIO.getvalue` hands its
+    buffer over rather than copying it), refused as soon as it passes `limit`."""
+    out = io.BytesIO()
+    while chunk := stream.read(UNPACK_CHUNK):
+        if out.tell() + len(chunk) > limit:
+            raise TooLarge("body_too_large", f"the unpacked file is larger than {limit} bytes")
+        out.write(chunk)
+    return out.getvalue()
 
 
 def _member_name(info: zipfile.ZipInfo) -> str:
@@ -301,11 +381,3 @@ def _member_name(info: zipfile.ZipInfo) -> str:
 def _is_content(name: str) -> bool:
     """Not the resource-fork shadows macOS adds to the zips it makes."""
     return not name.startswith("__MACOSX/") and not name.rsplit("/", 1)[-1].startswith("._")
-
-
-def _bounded(unpacked: bytes) -> bytes:
-    if len(unpacked) > MAX_UNPACKED_BYTES:
-        raise TooLarge(
-            "body_too_large", f"the unpacked file is larger than {MAX_UNPACKED_BYTES} bytes"
-        )
-    return unpacked

@@ -18,7 +18,8 @@ from ingest.adapters.base import (
     RawBatch,
     ReadOptions,
     RowError,
-    decode,
+    bounded_lines,
+    check_decodes,
     standard_columns,
     unpack,
 )
@@ -32,6 +33,10 @@ WIDTHS = (
 # fmt: on
 LINE_BYTES = sum(WIDTHS) + len(WIDTHS)
 """608: every field is followed by one separator byte, the last one included."""
+MIN_LINE_BYTES = 396
+"""The end of 终端号, the last field read: a line that lost its trailing spaces
+(or its last separator, as the UnionPay SDK writes them) is read with the bytes
+it lacks taken as spaces (FORMATS.md)."""
 
 OFFSETS = tuple(sum(width + 1 for width in WIDTHS[:i]) for i in range(len(WIDTHS)))
 
@@ -57,17 +62,15 @@ SETTLE_FILE = re.compile(r"INN([0-9]{2})([0-9]{2})([0-9]{2}).*ZM_")
 
 
 def read(data: bytes, options: ReadOptions) -> RawBatch:
-    body, member = unpack(data, _is_zm)
+    body, member = unpack(data, _is_zm, options.max_unpacked)
     settled = settle_date(options, member)
-    decode(body, options, "gb18030")  # refuses a body that is not text in its encoding
-    lines = pl.Series("line", body.decode("latin-1").split("\n")).str.strip_suffix("\r")
-    rows = (
-        pl.DataFrame([lines])
-        .filter(pl.col("line").str.strip_chars(" ") != "")
-        .with_row_index("index")
-        .with_columns(pl.col("index").cast(pl.Int64))
-    )
-    sized = rows.filter(pl.col("line").str.len_chars() == LINE_BYTES).select(
+    bounded_lines(body, options)
+    check_decodes(body, options, "gb18030")  # refuses a body that is not text in its encoding
+    kept, indexes, malformed = _sized_lines(body)
+    lines = kept.decode("latin-1").split("\n") if indexes else []
+    sized = pl.DataFrame(
+        {"index": pl.Series(indexes, dtype=pl.Int64), "line": pl.Series(lines, dtype=pl.String)}
+    ).select(
         "index",
         *(
             pl.col("line")
@@ -100,12 +103,6 @@ def read(data: bytes, options: ReadOptions) -> RawBatch:
         pl.when(kind == "refund").then(_present("original")).alias("original_txn_id"),
         _present("account").alias("payer_ref"),
     ).pipe(standard_columns)
-    malformed = [
-        RowError(i, "malformed", f"line is {n} bytes; a ZM line is {LINE_BYTES}")
-        for i, n in rows.filter(pl.col("line").str.len_chars() != LINE_BYTES)
-        .select("index", pl.col("line").str.len_chars())
-        .iter_rows()
-    ]
     malformed += [
         RowError(i, "malformed", "a field read as digits or codes holds other text: line shifted")
         for (i,) in sized.filter(shifted).select("index").iter_rows()
@@ -117,6 +114,41 @@ def read(data: bytes, options: ReadOptions) -> RawBatch:
         .iter_rows()
     ]
     return RawBatch(frame, sorted(malformed, key=lambda e: e.index))
+
+
+def _sized_lines(body: bytes) -> tuple[bytes, list[int], list[RowError]]:
+    """The lines that are not blank, numbered: those of `MIN_LINE_BYTES` to
+    `LINE_BYTES` bytes padded with spaces to `LINE_BYTES` and joined by newlines
+    (with their numbers), the others as `malformed` errors. A line of the wrong
+    length is never copied, so a body of one enormous line costs nothing more.
+
+    A loop over lines: `bounded_lines` has capped their number to what a batch
+    may hold, and it copies only lines that become records."""
+    kept: list[bytes] = []
+    indexes: list[int] = []
+    malformed: list[RowError] = []
+    index, start, size = 0, 0, len(body)
+    while start < size:
+        end = body.find(b"\n", start)
+        end = size if end < 0 else end
+        stop = end - 1 if end > start and body[end - 1] == 0x0D else end  # CRLF
+        length = stop - start
+        if length > LINE_BYTES:
+            malformed.append(RowError(index, "malformed", _wrong_length(length)))
+            index += 1
+        elif body[start:stop].strip(b" "):
+            if length < MIN_LINE_BYTES:
+                malformed.append(RowError(index, "malformed", _wrong_length(length)))
+            else:
+                kept.append(body[start:stop].ljust(LINE_BYTES, b" "))
+                indexes.append(index)
+            index += 1
+        start = end + 1
+    return b"\n".join(kept), indexes, malformed
+
+
+def _wrong_length(length: int) -> str:
+    return f"line is {length} bytes; a ZM line is {MIN_LINE_BYTES} to {LINE_BYTES}"
 
 
 def settle_date(options: ReadOptions, member: str | None) -> date:

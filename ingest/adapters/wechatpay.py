@@ -11,11 +11,13 @@ from typing import Any
 import polars as pl
 
 from ingest.adapters.base import (
+    MAX_BILL_LINE_BYTES,
     Layout,
     RawBatch,
     ReadOptions,
     RowError,
     amount_text,
+    bounded_lines,
     csv_rows,
     fen_from_yuan,
     local_time,
@@ -52,7 +54,8 @@ DECLARED = {"row_count": SUMMARY, "order_fen": "订单总金额", "refund_fen": 
 
 
 def read(data: bytes, options: ReadOptions) -> RawBatch:
-    body, _ = unpack(data, lambda name: name.lower().endswith(".csv"))
+    body, _ = unpack(data, lambda name: name.lower().endswith(".csv"), options.max_unpacked)
+    bounded_lines(body, options, MAX_BILL_LINE_BYTES)
     text = utf8(body, options, "utf-8")
     lines = pl.read_lines(text)["line"].str.strip_chars()
     filled = (lines != "").arg_true()

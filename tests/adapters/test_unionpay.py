@@ -42,7 +42,7 @@ SEPTEMBER_RECORDS = records(
     (11, Q(12), "payment", "1", "2023-09-10T09:30:00+08:00", MER, "online", None, None, None),
 )
 SEPTEMBER_ERRORS = [
-    RowError(9, "malformed", "line is 611 bytes; a ZM line is 608"),
+    RowError(9, "malformed", "line is 611 bytes; a ZM line is 396 to 608"),
     RowError(10, "invalid_field", "unknown 交易类型 '99'", field="交易类型", txn_id=Q(11)),
 ]
 DEC, JAN1, JAN2 = "102312312359590000001", "102401010000100000002", "102401020930000000003"
