@@ -3,7 +3,7 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: install run test lint bench
+.PHONY: install run test lint bench fuzz
 
 install: $(VENV)/.installed
 
@@ -27,3 +27,8 @@ test: lint
 
 bench: install
 	$(BIN)/python bench/ingest.py
+
+# schemathesis over /openapi.json against a real server, as admin and provider: no 5xx.
+fuzz: install
+	$(BIN)/python -m pip install --quiet -e '.[dev,fuzz]'
+	$(BIN)/python -m tests.fuzz_api

@@ -2,7 +2,8 @@
 memory (psutil), its connection pool under slow clients, its OpenAPI for fuzzing.
 
 It serves the test session's database (`PAYFEED_DATABASE_URL`), so that no second
-PostgreSQL is started, and is stopped (SIGTERM, then SIGKILL) however the test ends.
+PostgreSQL is started (or, given none, an embedded one under its home), and is
+stopped (SIGTERM, then SIGKILL) however the test ends.
 """
 
 import os
@@ -46,12 +47,12 @@ def free_port() -> int:
 
 
 @contextmanager
-def payfeed_serve(database_url: str, home: Path, **settings: str) -> Iterator[Served]:
+def payfeed_serve(database_url: str | None, home: Path, **settings: str) -> Iterator[Served]:
     """`payfeed serve` with `PAYFEED_<NAME>` from `settings`, ready when yielded."""
     port = free_port()
     env = {
         **os.environ,
-        "PAYFEED_DATABASE_URL": database_url,
+        **({"PAYFEED_DATABASE_URL": database_url} if database_url else {}),
         "PAYFEED_HOME": str(home),
         "PAYFEED_SECRET_KEY": "test-secret",
         "PAYFEED_LOG_LEVEL": "WARNING",
