@@ -19,6 +19,7 @@ from typing import Any
 import httpx
 import openpyxl
 import pytest
+from fastapi import FastAPI
 from fastapi.routing import APIRoute, iter_route_contexts
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -27,12 +28,21 @@ from app.main import create_app
 from campaign.report_files import report_csv, report_xlsx
 from ingest.adapters import ReadOptions
 from ingest.adapters import unionpay as unionpay_adapter
+from ingest.pipeline import Pipeline
 from store.db import create_engine
 from store.settings import Settings
 from tests.cli import run_payfeed
 from tests.factories import enterprise_with_account, push, record, uscc
 
 GOLDEN = Path(__file__).parent / "adapters" / "golden"
+
+
+def app_on(engine: AsyncEngine, settings: Settings) -> FastAPI:
+    """The app as the `client` fixture builds it, on `engine`."""
+    app = create_app(settings, url="unused")
+    app.state.engine = engine
+    app.state.pipeline = Pipeline(settings.resolved_secret())
+    return app
 
 
 def assert_error(response: httpx.Response, status: int, code: str | None = None) -> None:
@@ -290,8 +300,7 @@ async def test_an_exhausted_pool_is_503_with_retry_after(
     database_url: str, settings: Settings, engine: AsyncEngine, viewer: dict[str, str]
 ) -> None:
     small = create_engine(database_url, pool_size=1, max_overflow=0, pool_timeout=0.3)
-    app = create_app(settings, url="unused")
-    app.state.engine = small
+    app = app_on(small, settings)
     transport = httpx.ASGITransport(app=app)
     try:
         async with (
@@ -311,8 +320,7 @@ async def test_an_exhausted_pool_is_503_with_retry_after(
 async def test_an_unforeseen_error_is_a_json_500_with_its_request_id_logged(
     engine: AsyncEngine, settings: Settings, caplog: pytest.LogCaptureFixture
 ) -> None:
-    app = create_app(settings, url="unused")
-    app.state.engine = engine
+    app = app_on(engine, settings)
 
     @app.get("/boom")
     async def boom() -> None:
@@ -339,8 +347,7 @@ async def test_a_client_gone_mid_upload_is_logged_without_an_error(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     cmb = await provider_token("cmb")
-    app = create_app(settings, url="unused")
-    app.state.engine = engine
+    app = app_on(engine, settings)
     messages = [
         {"type": "http.request", "body": b'[{"txn_id": "T1"', "more_body": True},
         {"type": "http.disconnect"},
@@ -510,8 +517,7 @@ async def test_a_slow_upload_holds_no_connection(
 ) -> None:
     cmb = await provider_token("cmb")
     small = create_engine(database_url, pool_size=2, max_overflow=0, pool_timeout=2)
-    app = create_app(settings, url="unused")
-    app.state.engine = small
+    app = app_on(small, settings)
     started, release = asyncio.Event(), asyncio.Event()
 
     async def slow_body() -> AsyncIterator[bytes]:
