@@ -14,7 +14,6 @@ $(VENV)/.installed: pyproject.toml
 	touch $@
 
 run: install
-	$(BIN)/payfeed migrate
 	$(BIN)/payfeed serve --demo
 
 lint: install

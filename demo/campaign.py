@@ -9,7 +9,7 @@ Alipay bills per account, WeChat Pay bills per week, standard NDJSON per week).
 
 import random
 from collections import defaultdict
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import date, datetime, timedelta
 from typing import Any
 
@@ -151,8 +151,13 @@ def _grouped(records: list[dict[str, Any]], key: Any) -> Iterator[tuple[Any, lis
     yield from sorted(groups.items())
 
 
-async def load_demo(engine: AsyncEngine, settings: Settings) -> str:
-    """Load the demo into an empty database; leave any other database alone."""
+async def load_demo(
+    engine: AsyncEngine, settings: Settings, progress: Callable[[int, int], None] | None = None
+) -> str:
+    """Load the demo into an empty database; leave any other database alone.
+
+    `progress(done, total)` is called after each provider batch (a bar for the
+    terminal, which should not get a line per batch)."""
     async with engine.begin() as conn:
         if (await conn.execute(select(func.count()).select_from(enterprises))).scalar_one():
             return "the database is not empty: demo not loaded"
@@ -175,7 +180,8 @@ async def load_demo(engine: AsyncEngine, settings: Settings) -> str:
         )
     pipeline = Pipeline(settings.resolved_secret())
     inserted = batches = 0
-    for provider, fmt, body, params in _batches(shops):
+    files = list(_batches(shops))
+    for provider, fmt, body, params in files:
         options = ReadOptions(content_type=MEDIA_TYPES.get(fmt), params=params)
         read = read_batch(fmt, body, options, settings.max_batch_records)
         async with engine.begin() as conn:
@@ -188,6 +194,8 @@ async def load_demo(engine: AsyncEngine, settings: Settings) -> str:
             )
         inserted += answer["inserted"]
         batches += 1
+        if progress is not None:
+            progress(batches, len(files))
     return (
         f"demo loaded: {len(shops)} enterprises in {len(DEMO_CITIES)} cities, "
         f"{inserted} records in {batches} provider batches"

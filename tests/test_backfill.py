@@ -76,10 +76,21 @@ async def test_backfill_counts_skips_a_loaded_file_and_matches_http(
     path = tmp_path / "bill.csv.gz"
     path.write_bytes(gzip.compress(body))
 
+    seen: list[tuple[int, int, int]] = []
     summary = await backfill_file(
-        engine, pipeline, path, provider="wx", fmt="wechatpay", chunk_rows=37
+        engine,
+        pipeline,
+        path,
+        provider="wx",
+        fmt="wechatpay",
+        chunk_rows=37,
+        progress=lambda *at: seen.append(at),
     )
     assert summary.error is None and not summary.skipped
+    # a .gz file's progress is its compressed bytes read, so a bar has a percent and an ETA
+    assert [rows for rows, _, _ in seen] == [37, 74, 111, 148, 185, 220]
+    assert {total for _, _, total in seen} == {path.stat().st_size}
+    assert seen[-1][1] == path.stat().st_size
     assert summary.counts == {
         "received": 220,
         "inserted": 220,

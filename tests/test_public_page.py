@@ -17,7 +17,6 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import pytest
 
 from app.public_page import money
 from tests.factories import enterprise_with_account, push, record, register
@@ -185,8 +184,7 @@ async def test_chromium_renders_the_page_from_payfeed_serve(
     tmp_path: Path,
     artifacts: Path,
 ) -> None:
-    if CHROMIUM is None:
-        pytest.skip("no chromium found (Debian: apt-get install -y chromium)")
+    assert CHROMIUM is not None, "no chromium found (Debian: apt-get install -y chromium)"
     await load(client, admin, provider_token)
     posted = await client.post(
         "/v1/campaigns/2023/publications", json={"note": "首次发布"}, headers=admin

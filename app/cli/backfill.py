@@ -1,15 +1,14 @@
 """`payfeed backfill --provider P --format F PATH...`."""
 
 import asyncio
-import sys
 from pathlib import Path
 
 import typer
-from rich.console import Console
-from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeRemainingColumn
+from rich.progress import TaskID, TextColumn
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.cli.common import with_engine
+from app.cli.progress import bar
 from ingest.adapters import FORMATS
 from ingest.backfill import CHUNK_ROWS, FileSummary, backfill_file, expand
 from ingest.payers import compact_all
@@ -46,24 +45,17 @@ async def _run(
     engine: AsyncEngine, paths: list[Path], provider: str, fmt: str, chunk_rows: int
 ) -> list[FileSummary]:
     pipeline = Pipeline(get_settings().resolved_secret())
-    console = Console(stderr=True)
     summaries = []
-    columns = (
-        TextColumn("{task.description}"),
-        BarColumn(),
-        TextColumn("{task.fields[rows]:,} rows  {task.fields[rate]:,.0f} rows/s"),
-        TimeRemainingColumn(),
-    )
-    with Progress(*columns, console=console, disable=not sys.stderr.isatty()) as bar:
+    with bar(TextColumn("{task.fields[rows]:,} rows  {task.fields[rate]:,.0f} rows/s")) as shown:
         for path in paths:
-            task = bar.add_task(path.name, total=None, rows=0, rate=0.0)
+            task = shown.add_task(path.name, total=None, rows=0, rate=0.0)
             started = asyncio.get_running_loop().time()
 
             def progress(
                 rows: int, position: int, total: int, task: TaskID = task, started: float = started
             ) -> None:
                 elapsed = max(asyncio.get_running_loop().time() - started, 1e-9)
-                bar.update(
+                shown.update(
                     task,
                     completed=position,
                     total=total or None,
@@ -80,7 +72,7 @@ async def _run(
                 chunk_rows=chunk_rows,
                 progress=progress,
             )
-            bar.remove_task(task)
+            shown.remove_task(task)
             summaries.append(summary)
             typer.echo(describe(summary))
     await compact_all(engine)  # payer counts current when the command ends

@@ -4,6 +4,7 @@ import orjson
 import typer
 
 from app.cli.common import in_transaction, parse_day
+from app.cli.progress import progress_bar
 from ingest.rollups import rebuild_rollups, verify_rollups
 from schemas.text import FIRST_DAY, LAST_DAY
 
@@ -22,7 +23,8 @@ def verify(
 ) -> None:
     """Recount the stored records; exit 1 and print a diff on any mismatch."""
     first, last = parse_day(first_day, "--from"), parse_day(last_day, "--to")
-    differences = in_transaction(lambda conn: verify_rollups(conn, first, last))
+    with progress_bar("recounting the records") as advance:
+        differences = in_transaction(lambda conn: verify_rollups(conn, first, last, advance))
     for difference in differences:
         typer.echo(orjson.dumps(difference, default=str).decode())
     if differences:
@@ -39,7 +41,8 @@ def rebuild(
     """Recompute rollups and payer sketches from the stored records and swap them in
     atomically; ingestion may go on (batches wait only while the rebuild runs)."""
     first, last = parse_day(first_day, "--from"), parse_day(last_day, "--to")
-    written = in_transaction(lambda conn: rebuild_rollups(conn, first, last))
+    with progress_bar("rebuilding the rollups") as advance:
+        written = in_transaction(lambda conn: rebuild_rollups(conn, first, last, advance))
     for table, rows in written.items():
         typer.echo(f"{table}: {rows} rows")
     typer.echo(f"rollups rebuilt from the records from {first} to {last}")
