@@ -3,7 +3,9 @@ one fresh database per test session migrated with Alembic, emptied before each
 test; an httpx client on the ASGI app; tokens for every role."""
 
 import asyncio
+import hashlib
 import os
+import tempfile
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -26,6 +28,15 @@ from store.tables import metadata
 from store.tokens import create_token
 
 KEEP = {"campaigns", "alembic_version"}
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """A temporary directory per checkout: pytest's shared /tmp/pytest-of-<user>
+    keeps only the three latest runs of anyone, so a run from another checkout
+    could delete this run's embedded database from under it."""
+    if config.option.basetemp is None:
+        checkout = hashlib.sha256(str(config.rootpath).encode()).hexdigest()[:10]
+        config.option.basetemp = Path(tempfile.gettempdir()) / f"payfeed-tests-{checkout}"
 
 
 def _dsn(url: str) -> str:
