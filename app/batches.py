@@ -13,6 +13,7 @@ from ingest.batches import read_batch, store_batch, stored_answer
 from schemas.api import BatchAnswer
 from schemas.records import Role
 from schemas.text import BATCH_ID_PATTERN
+from store.audit import record_change
 from store.errors import BadRequest, Forbidden, NotFound, TooLarge, UnsupportedMediaType
 
 router = APIRouter(prefix="/v1/batches", tags=["batches"])
@@ -90,9 +91,12 @@ async def push_batch(
     del body
     assert who.provider is not None
     async with transaction(request) as conn:
-        return await store_batch(
+        answer = await store_batch(
             conn, pipeline, provider=who.provider, batch_id=x_batch_id, read=read
         )
+        # In the batch's transaction: the audit row commits with the batch or not at all.
+        await record_change(conn, who, "batch.push", f"batch {x_batch_id}", answer["inserted"])
+        return answer
 
 
 @router.get("/{batch_id}", response_model=BatchAnswer, summary="The stored answer of a batch")

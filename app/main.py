@@ -7,6 +7,7 @@ from contextlib import asynccontextmanager, suppress
 from fastapi import FastAPI
 
 from app import (
+    audit,
     batches,
     campaigns,
     errors,
@@ -18,6 +19,7 @@ from app import (
     registry,
     reports,
     rollups,
+    submissions,
 )
 from app.answers import AnswerCache
 from app.large_bodies import LargeBodyGate
@@ -101,9 +103,11 @@ def create_app(settings: Settings | None = None, url: str | None = None) -> Fast
         rollups,
         campaigns,
         reports,
+        submissions,
         publications,
         registry,
         quarantine,
+        audit,
         public,
         public_page,
         health,

@@ -67,7 +67,7 @@ def checksum(body: dict[str, Any]) -> str:
     return hashlib.sha256(canonical(body)).hexdigest()
 
 
-def _plain(value: Any) -> Any:
+def plain(value: Any) -> Any:
     """`value` as JSON gives it back (dates as ISO strings), so that the body
     checksummed is the body stored; -0.0 becomes 0.0, which JSONB cannot keep."""
     return _no_negative_zero(orjson.loads(orjson.dumps(value)))
@@ -119,7 +119,7 @@ async def snapshot(conn: AsyncConnection, code: str, now: datetime) -> dict[str,
         0, sum(city.baseline_net_fen for city in figures.cities), 1, baseline_days
     )
     records = sales["payment_count"] + sales["refund_count"]
-    plain: dict[str, Any] = _plain(
+    figures_now: dict[str, Any] = plain(
         {
             "first_day": c.first_day,
             "last_day": last,
@@ -144,7 +144,7 @@ async def snapshot(conn: AsyncConnection, code: str, now: datetime) -> dict[str,
             "baseline_daily_net_fen": baseline_daily,
         }
     )
-    return plain
+    return figures_now
 
 
 async def publish(

@@ -220,3 +220,20 @@ class PublicationHeader(BaseModel):
     final: bool
     sha256: str
     days: CoveredDays
+
+
+class SubmissionIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    note: str = Field(default="", max_length=2000)
+
+
+class AuditRow(BaseModel):
+    id: int
+    at: datetime
+    actor_token_id: int | None = Field(description="null for the command line or the schedule")
+    role: str = Field(examples=["admin", "cli"])
+    region: str | None = Field(description="the actor's region; null is national")
+    action: str = Field(examples=["registry.enterprises", "submission.create"])
+    target: str
+    count: int = Field(description="rows the change applied")

@@ -11,10 +11,12 @@ updates and deletes.
 
 from datetime import datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from schemas.records import LOCAL_TIME_ZONE
 from store.principal import Principal
 from store.tables import audit
 
@@ -61,4 +63,12 @@ async def audit_rows(
     rows = await conn.execute(
         select(audit).where(*conditions).order_by(audit.c.id.desc()).limit(limit)
     )
-    return [dict(row._mapping) for row in rows]
+    # Plain `str` keys: column names are a `str` subclass that JSON encoders refuse.
+    return [{str(k): v for k, v in row._mapping.items()} for row in rows]
+
+
+def local(moment: datetime | None) -> datetime | None:
+    """A time without an offset is Asia/Shanghai's, as every day of the campaign."""
+    if moment is None or moment.tzinfo is not None:
+        return moment
+    return moment.replace(tzinfo=ZoneInfo(LOCAL_TIME_ZONE))

@@ -14,6 +14,7 @@ from typing import Any
 import asyncpg
 import httpx
 import pytest
+from fastapi import FastAPI
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -113,12 +114,16 @@ def pipeline(settings: Settings) -> Pipeline:
 
 
 @pytest.fixture
-async def client(
-    engine: AsyncEngine, settings: Settings, pipeline: Pipeline
-) -> AsyncIterator[httpx.AsyncClient]:
-    app = create_app(settings, url="unused")
-    app.state.engine = engine
-    app.state.pipeline = pipeline
+def app(engine: AsyncEngine, settings: Settings, pipeline: Pipeline) -> FastAPI:
+    """The application on the test database (its route table is what some tests walk)."""
+    application = create_app(settings, url="unused")
+    application.state.engine = engine
+    application.state.pipeline = pipeline
+    return application
+
+
+@pytest.fixture
+async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://payfeed") as client:
         yield client

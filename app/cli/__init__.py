@@ -3,6 +3,7 @@
 import typer
 
 from app.cli import (
+    audit,
     backfill,
     consume,
     publish,
@@ -28,6 +29,7 @@ cli.add_typer(rollups.cli, name="rollups")
 cli.add_typer(quarantine.cli, name="quarantine")
 report.attach(cli)
 publish.attach(cli)
+audit.attach(cli)
 
 
 def main() -> None:

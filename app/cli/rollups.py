@@ -2,11 +2,14 @@
 
 import orjson
 import typer
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from app.cli.common import in_transaction, parse_day
 from app.cli.progress import progress_bar
 from ingest.rollups import rebuild_rollups, verify_rollups
 from schemas.text import FIRST_DAY, LAST_DAY
+from store.audit import record_change
+from store.principal import COMMAND_LINE
 
 cli = typer.Typer(
     help="Rollups: prove them against the records, or rebuild them.", no_args_is_help=True
@@ -41,8 +44,17 @@ def rebuild(
     """Recompute rollups and payer sketches from the stored records and swap them in
     atomically; ingestion may go on (batches wait only while the rebuild runs)."""
     first, last = parse_day(first_day, "--from"), parse_day(last_day, "--to")
+
     with progress_bar("rebuilding the rollups") as advance:
-        written = in_transaction(lambda conn: rebuild_rollups(conn, first, last, advance))
+
+        async def work(conn: AsyncConnection) -> dict[str, int]:
+            written = await rebuild_rollups(conn, first, last, advance)
+            await record_change(
+                conn, COMMAND_LINE, "rollups.rebuild", f"{first}..{last}", sum(written.values())
+            )
+            return written
+
+        written = in_transaction(work)
     for table, rows in written.items():
         typer.echo(f"{table}: {rows} rows")
     typer.echo(f"rollups rebuilt from the records from {first} to {last}")

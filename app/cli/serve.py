@@ -10,7 +10,6 @@ from app.cli.progress import progress_bar
 from app.logs import configure_logging
 from app.public_page import yuan
 from campaign.campaigns import campaign_summary
-from schemas.records import Role
 from store.db import create_engine, database_url, embedded_log
 from store.migrate import upgrade
 from store.settings import Settings, get_settings
@@ -31,7 +30,7 @@ async def _load_demo(url: str, settings: Settings, base: str) -> list[str]:
     """Load the demo (a progress bar meanwhile) and return the few lines a newcomer
     needs: the figures, a token per role with a request to try, where logs go."""
     from demo.campaign import load_demo
-    from demo.tokens import DEMO_PROVIDER, demo_tokens
+    from demo.tokens import DEMO_PROVIDER, demo_tokens, regional_examples
 
     engine = create_engine(url)
     try:
@@ -46,9 +45,9 @@ async def _load_demo(url: str, settings: Settings, base: str) -> list[str]:
     pct = summary["uplift_pct"]
     curl = "curl -s '{base}{path}' -H \"Authorization: Bearer {token}\""
     tries = (
-        (Role.VIEWER, "viewer", "/v1/campaigns/2023/summary"),
-        (Role.ADMIN, "admin", "/v1/quarantine?limit=5"),
-        (Role.PROVIDER, f"provider ({DEMO_PROVIDER})", f"/v1/batches/demo-{DEMO_PROVIDER}-0"),
+        ("viewer", "viewer", "/v1/campaigns/2023/summary"),
+        ("admin", "admin", "/v1/quarantine?limit=5"),
+        ("provider", f"provider ({DEMO_PROVIDER})", f"/v1/batches/demo-{DEMO_PROVIDER}-0"),
     )
     lines = [
         f"payfeed serves {base}  (API docs {base}/docs, public page {base}/)",
@@ -62,6 +61,9 @@ async def _load_demo(url: str, settings: Settings, base: str) -> list[str]:
             f"  {label:<16}{curl.format(base=base, path=path, token=tokens[role])}"
             for role, label, path in tries
         ),
+        "regional tokens: a province's viewer reads its own cities, a city's admin registers "
+        "its own:",
+        *regional_examples(base, tokens),
     ]
     return lines
 
