@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import func, select, text
+from sqlalchemy.dialects.postgresql import distinct_on
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from campaign.campaigns import campaign_row
@@ -155,7 +156,7 @@ async def list_submissions(
     latest = {
         row.province: row
         for row in await conn.execute(
-            chosen.distinct(submissions.c.province).order_by(
+            chosen.ext(distinct_on(submissions.c.province)).order_by(
                 submissions.c.province, submissions.c.number.desc()
             )
         )
