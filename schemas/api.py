@@ -222,7 +222,7 @@ class PublicationHeader(BaseModel):
     days: CoveredDays
 
 
-class SubmissionIn(BaseModel):
+class SubmissionIn(PlainTextModel):
     model_config = ConfigDict(extra="forbid")
 
     note: str = Field(default="", max_length=2000)
