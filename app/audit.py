@@ -7,6 +7,7 @@ from fastapi import APIRouter, Query
 
 from app.deps import Conn, NationalAdmin
 from schemas.api import AuditRow
+from schemas.text import MAX_INTEGER
 from store.audit import audit_rows, local
 
 router = APIRouter(prefix="/v1/audit", tags=["audit"])
@@ -25,7 +26,7 @@ router = APIRouter(prefix="/v1/audit", tags=["audit"])
 async def audit(
     conn: Conn,
     who: NationalAdmin,
-    actor: int | None = None,
+    actor: Annotated[int | None, Query(ge=1, le=MAX_INTEGER)] = None,
     action: str | None = None,
     since: Annotated[datetime | None, Query(alias="from")] = None,
     until: Annotated[datetime | None, Query(alias="to")] = None,

@@ -2,9 +2,9 @@
 national tokens see every province's latest, a province token its own."""
 
 from datetime import UTC, datetime
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Path
 
 from app.deps import Admin, Conn, Viewer
 from campaign.submissions import (
@@ -14,8 +14,12 @@ from campaign.submissions import (
     submitting_province,
 )
 from schemas.api import SubmissionIn
+from schemas.text import MAX_INTEGER
 
 router = APIRouter(prefix="/v1/reports/{campaign}/submissions", tags=["submissions"])
+
+SubmissionNumber = Annotated[int, Path(ge=1, le=MAX_INTEGER)]
+Province = Annotated[str, Path(pattern=r"^[0-9]{2}$", examples=["33"])]
 
 
 @router.post(
@@ -49,6 +53,6 @@ async def submission_list(campaign: str, conn: Conn, who: Viewer) -> list[dict[s
 
 @router.get("/{province}/{number}", summary="One submission as stored, with its checksum")
 async def submission(
-    campaign: str, province: str, number: int, conn: Conn, who: Viewer
+    campaign: str, province: Province, number: SubmissionNumber, conn: Conn, who: Viewer
 ) -> dict[str, Any]:
     return await read_submission(conn, campaign, province, number, who.scope)
