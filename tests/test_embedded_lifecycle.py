@@ -108,7 +108,9 @@ def test_serve_demo_says_in_a_few_lines_where_it_is_and_how_to_try_it(tmp_path: 
             assert line, "".join(lines)
             lines.append(line.rstrip("\n"))
         curls = {line.split()[0]: line[line.index("curl") :] for line in lines if "curl -s" in line}
-        assert set(curls) == {"viewer", "admin", "provider"}, lines
+        # One token per role, and the regional ones: 浙江's viewer, 杭州's admin.
+        assert set(curls) == {"viewer", "admin", "provider", "浙江省", "杭州市"}, lines
+        assert curls.pop("杭州市").startswith("curl -s -X POST ")  # run in tests/test_demo.py
         for role, curl in curls.items():
             url = curl.split()[2].strip("'")
             token = curl.split("Bearer ")[1].rstrip('"')
@@ -119,7 +121,7 @@ def test_serve_demo_says_in_a_few_lines_where_it_is_and_how_to_try_it(tmp_path: 
     finally:
         server.send_signal(signal.SIGINT)
         server.wait(30)
-    assert len(lines) <= 15, "\n".join(lines)
+    assert len(lines) <= 18, "\n".join(lines)
     assert "9026 records in 114 provider batches" in lines[1]
     assert lines[2].startswith("campaign 2023 (2023-09-09 to 2023-10-08): net 1,034,750.30 yuan")
     assert str(home / "pgdata" / "log") in "\n".join(lines)
