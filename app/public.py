@@ -16,7 +16,7 @@ from fastapi import APIRouter, Request, Response
 from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from app.deps import DatabaseUnavailable, engine_of
+from app.deps import DatabaseUnavailable, read_engine_of
 from campaign.public import public_summary as current_summary
 from schemas.api import PublicSummary
 
@@ -48,7 +48,7 @@ async def cached(
             body = cache.fresh()
             if body is None:
                 try:
-                    async with engine_of(request).connect() as conn:
+                    async with read_engine_of(request).connect() as conn:
                         body = await render(conn)
                 except (OSError, InterfaceError, OperationalError) as exc:
                     raise DatabaseUnavailable(
