@@ -3,7 +3,7 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: install run test lint bench fuzz
+.PHONY: install run test lint bench bench-scale fuzz
 
 install: $(VENV)/.installed
 
@@ -31,3 +31,7 @@ bench: install
 fuzz: install
 	$(BIN)/python -m pip install --quiet -e '.[dev,fuzz]'
 	$(BIN)/python -m tests.fuzz_api
+
+bench-scale: install
+	$(BIN)/python bench/scale.py --order time
+	$(BIN)/python bench/scale.py --order scattered
