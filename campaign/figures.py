@@ -10,7 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from schemas.regions import resolve_city
 from store.scope import NATIONAL, Scope
-from store.sketches import PAYER_TABLES, estimate, union_of
+from store.sketches import estimate, sketch_table_for, union_of
 from store.tables import ROLLUP_MEASURES, enterprises, rollup_city_day, rollup_enterprise_day
 
 DIMENSIONS = ("day", "province", "city", "enterprise", "category", "channel", "provider")
@@ -79,7 +79,7 @@ def _selected(
     return [
         table.c.day.between(first_day, last_day),
         *(_column(table, name) == value for name, value in filters.items()),
-        *scope.where(table.c.city),
+        *([] if scope.national else scope.where(table.c.city)),  # payers_day has no city
     ]
 
 
@@ -137,7 +137,7 @@ async def query_rollups_with_totals(
         rows.append(
             {**{d: row[d] for d in dims}, **measures_of(row), "payer_count": payers.get(key, 0)}
         )
-    return rows, {**total_of(rows), "payer_count": payer_total}
+    return rows, {**total_of(rows), "payer_count": payer_total or 0}
 
 
 async def query_rollup_page(
@@ -178,6 +178,12 @@ def _key(table: Table, dims: Sequence[str]) -> ColumnElement[Any]:
     return tuple_(*(_column(table, d) for d in dims))
 
 
+def _needed(dims: Sequence[str], filters: Mapping[str, str], scope: Scope) -> set[str]:
+    """The columns a sketch table must have to answer: the dims, the filters, and
+    the city when the scope is regional."""
+    return {*dims, *filters, *([] if scope.national else ["city"])}
+
+
 async def _payer_counts(
     conn: AsyncConnection,
     rollup: Table,
@@ -187,27 +193,41 @@ async def _payer_counts(
     filters: Mapping[str, str],
     scope: Scope,
     within: tuple[tuple[Any, ...], tuple[Any, ...]] | None = None,
-) -> tuple[dict[tuple[Any, ...], int], int]:
-    """Estimated distinct payers per group of `dims` and over all groups: the
-    sketches of the matching keys (those from `within[0]` to `within[1]` when
-    given), merged per group and then across groups."""
-    table = PAYER_TABLES[rollup]
-    keys = [_column(table, d).label(d) for d in dims]
-    statement = select(*keys, func.array_agg(table.c.sketch).label("sketches")).where(
-        *_selected(table, first_day, last_day, filters, scope)
-    )
-    if within is not None:
-        statement = statement.where(
-            _key(table, dims).between(tuple_(*within[0]), tuple_(*within[1]))
-        )
+) -> tuple[dict[tuple[Any, ...], int], int | None]:
+    """Estimated distinct payers per group of `dims` (those from `within[0]` to
+    `within[1]` when given) and, without `within`, over all groups.
+
+    Each is read from the coarsest sketch grain that can answer it
+    (`store.sketches.sketch_table_for`): a group that is one key of a coarse
+    grain reads that key's stored estimate and merges nothing; other groups
+    merge their keys' sketches. The total is the union at the coarsest grain
+    the filters and scope allow (a national total: one sketch per day)."""
+    counts: dict[tuple[Any, ...], int] = {}
     if dims:
-        statement = statement.group_by(*keys)
-    counts = {}
-    total = union_of([])
-    for row in (await conn.execute(statement)).mappings():
-        if row["sketches"] is None:
-            continue
-        union = union_of(row["sketches"])
-        counts[tuple(row[d] for d in dims)] = estimate(union)
-        total.update(union.get_result())
-    return counts, estimate(total)
+        table = sketch_table_for(rollup, _needed(dims, filters, scope))
+        key_columns = {c.name for c in table.primary_key.columns}
+        stored = "estimate" in table.c and "province" not in dims and set(dims) == key_columns
+        keys = [_column(table, d).label(d) for d in dims]
+        value = table.c.estimate if stored else func.array_agg(table.c.sketch).label("sketches")
+        statement = select(*keys, value).where(
+            *_selected(table, first_day, last_day, filters, scope)
+        )
+        if within is not None:
+            statement = statement.where(
+                _key(table, dims).between(tuple_(*within[0]), tuple_(*within[1]))
+            )
+        if not stored:
+            statement = statement.group_by(*keys)
+        for row in (await conn.execute(statement)).mappings():
+            key = tuple(row[d] for d in dims)
+            counts[key] = int(row["estimate"]) if stored else estimate(union_of(row["sketches"]))
+    if within is not None:
+        return counts, None
+    table = sketch_table_for(rollup, _needed([], filters, scope))
+    sketches = (
+        await conn.execute(
+            select(table.c.sketch).where(*_selected(table, first_day, last_day, filters, scope))
+        )
+    ).scalars()
+    total = estimate(union_of(sketches))
+    return (counts if dims else {(): total}), total

@@ -10,7 +10,6 @@ the API docs); every other measure stays exact once a batch is answered."""
 import asyncio
 import io
 import logging
-from collections.abc import Sequence
 from datetime import date
 from typing import Any
 
@@ -20,11 +19,8 @@ from sqlalchemy import Date, Table
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from store.db import raw_connection
-from store.sketches import LG_K, PAYER_TABLES, TARGET, sketch_of
+from store.sketches import LG_K, SKETCH_TABLES, TARGET, updated
 from store.tables import (
-    rollup_city_day,
-    rollup_city_day_payers,
-    rollup_enterprise_day,
     rollup_enterprise_day_payers,
 )
 
@@ -49,21 +45,29 @@ def _select_sql(table: Table) -> str:
     )
 
 
+def _stored_columns(table: Table) -> list[str]:
+    """What a sketch row holds besides its key: the sketch, and its estimate at
+    the coarse grains."""
+    return ["sketch", *(["estimate"] if "estimate" in table.c else [])]
+
+
 def _upsert_sql(table: Table) -> str:
     dims = _dims(table)
-    columns = [*dims, "sketch"]
-    types = [*(_sql_type(table, d) for d in dims), "bytea"]
+    stored = _stored_columns(table)
+    columns = [*dims, *stored]
+    types = [*(_sql_type(table, d) for d in dims), "bytea", "bigint"][: len(columns)]
     arrays = ", ".join(f"${i}::{t}[]" for i, t in enumerate(types, 1))
+    updates = ", ".join(f"{c} = EXCLUDED.{c}" for c in stored)
     return (
         f"INSERT INTO {table.name} ({', '.join(columns)}) "
         f"SELECT * FROM unnest({arrays}) AS d({', '.join(columns)}) "
         f"ORDER BY {', '.join(dims)} "
-        f"ON CONFLICT ({', '.join(dims)}) DO UPDATE SET sketch = EXCLUDED.sketch"
+        f"ON CONFLICT ({', '.join(dims)}) DO UPDATE SET {updates}"
     )
 
 
-SELECTS = {table.name: _select_sql(table) for table in PAYER_TABLES.values()}
-UPSERTS = {table.name: _upsert_sql(table) for table in PAYER_TABLES.values()}
+SELECTS = {table.name: _select_sql(table) for table in SKETCH_TABLES}
+UPSERTS = {table.name: _upsert_sql(table) for table in SKETCH_TABLES}
 
 
 PAYER_COLUMNS = ("day", "city", "enterprise", "category", "channel", "provider", "payer_hash")
@@ -148,8 +152,8 @@ async def merge_payers(pg: Any, payers: pl.DataFrame) -> None:
     polars, the stored sketches of those keys loaded with one SELECT, merged,
     written back with one upsert per grain, rows in key order."""
     payers = payers.with_columns(pl.col("payer_hash").bin.encode("hex"))
-    for rollup, table in PAYER_TABLES.items():
-        dims = _dims(rollup)
+    for table in SKETCH_TABLES:
+        dims = _dims(table)
         fresh = payers.group_by(dims).agg(pl.col("payer_hash")).sort(dims)
         keys = [fresh[d].to_list() for d in dims]
         stored = {
@@ -157,10 +161,13 @@ async def merge_payers(pg: Any, payers: pl.DataFrame) -> None:
             for row in await pg.fetch(SELECTS[table.name], *keys)
         }
         sketches = [
-            sketch_of(hashes, stored.get(tuple(key)))
+            updated(hashes, stored.get(tuple(key)))
             for *key, hashes in fresh.select(*dims, "payer_hash").iter_rows()
         ]
-        await pg.execute(UPSERTS[table.name], *keys, sketches)
+        values: list[list[Any]] = [[bytes(s.serialize_compact()) for s in sketches]]
+        if "estimate" in table.c:
+            values.append([int(round(s.get_estimate())) for s in sketches])
+        await pg.execute(UPSERTS[table.name], *keys, *values)
 
 
 REBUILD_SQL = """
@@ -169,50 +176,53 @@ FROM records WHERE day BETWEEN $1 AND $2 AND payer_hash IS NOT NULL
 GROUP BY day, city, category, channel, provider, enterprise
 ORDER BY day, city, category, channel, provider, enterprise
 """
-"""One pass over the records: ordered so that each city-grain key's enterprises
-come together, and its sketch is the union of theirs (an HLL union is the same
-sketch as one built from all the payers)."""
+"""One pass over the records: ordered so that the enterprises of each key of a
+coarser grain come together, and its sketch is the union of theirs (an HLL union
+is the same sketch as one built from all the payers)."""
 
 
 async def rebuild_payers(conn: AsyncConnection, first_day: date, last_day: date) -> dict[str, int]:
-    """Replace the sketches of the days `first_day`..`last_day` with sketches
-    recomputed from the stored records, streamed in bounded memory. The caller
-    holds the locks that keep writers out (`ingest.rollups.rebuild_rollups`)."""
+    """Replace the sketches of the days `first_day`..`last_day` at every grain with
+    sketches recomputed from the stored records, streamed in bounded memory. The
+    caller holds the locks that keep writers out (`ingest.rollups.rebuild_rollups`)."""
     pg = await raw_connection(conn)
-    fine_dims = _dims(rollup_enterprise_day)
-    city_dims = _dims(rollup_city_day)
-    fine: list[tuple[Any, ...]] = []
-    city: list[tuple[Any, ...]] = []
-    counts = dict.fromkeys((rollup_enterprise_day_payers.name, rollup_city_day_payers.name), 0)
-    for table in PAYER_TABLES.values():
+    fine = rollup_enterprise_day_payers
+    # Each keyed by a prefix of REBUILD_SQL's order, so each key's rows come together.
+    coarser = [t for t in SKETCH_TABLES if t is not fine]
+    out: dict[Table, list[tuple[Any, ...]]] = {t: [] for t in SKETCH_TABLES}
+    counts = dict.fromkeys((t.name for t in SKETCH_TABLES), 0)
+    for table in SKETCH_TABLES:
         await pg.execute(
             f"DELETE FROM {table.name} WHERE day BETWEEN $1 AND $2", first_day, last_day
         )
 
-    async def flush(rows: list[tuple[Any, ...]], table: Table, dims: Sequence[str]) -> None:
-        await pg.copy_records_to_table(table.name, records=rows, columns=[*dims, "sketch"])
-        counts[table.name] += len(rows)
-        rows.clear()
+    async def flush(table: Table) -> None:
+        columns = [*_dims(table), *_stored_columns(table)]
+        await pg.copy_records_to_table(table.name, records=out[table], columns=columns)
+        counts[table.name] += len(out[table])
+        out[table].clear()
 
-    current: tuple[Any, ...] | None = None
-    union = hll_union(LG_K)
+    def close(table: Table, key: tuple[Any, ...], sketch: hll_sketch) -> None:
+        estimated = [int(round(sketch.get_estimate()))] if "estimate" in table.c else []
+        out[table].append((*key, bytes(sketch.serialize_compact()), *estimated))
+
+    open_unions: dict[Table, tuple[tuple[Any, ...], hll_union]] = {}
     async for row in pg.cursor(REBUILD_SQL, first_day, last_day, prefetch=1000):
         sketch = hll_sketch(LG_K, TARGET)
         for payer in row["hashes"]:
             sketch.update(payer.hex())
-        fine.append((*(row[d] for d in fine_dims), bytes(sketch.serialize_compact())))
-        key = tuple(row[d] for d in city_dims)
-        if key != current:
-            if current is not None:
-                city.append((*current, bytes(union.get_result(TARGET).serialize_compact())))
-            current, union = key, hll_union(LG_K)
-        union.update(sketch)
-        if len(fine) >= COPY_CHUNK:
-            await flush(fine, rollup_enterprise_day_payers, fine_dims)
-        if len(city) >= COPY_CHUNK:
-            await flush(city, rollup_city_day_payers, city_dims)
-    if current is not None:
-        city.append((*current, bytes(union.get_result(TARGET).serialize_compact())))
-    await flush(fine, rollup_enterprise_day_payers, fine_dims)
-    await flush(city, rollup_city_day_payers, city_dims)
+        close(fine, tuple(row[d] for d in _dims(fine)), sketch)
+        for table in coarser:
+            key = tuple(row[d] for d in _dims(table))
+            if table in open_unions and open_unions[table][0] != key:
+                close(table, open_unions[table][0], open_unions[table][1].get_result(TARGET))
+                del open_unions[table]
+            open_unions.setdefault(table, (key, hll_union(LG_K)))[1].update(sketch)
+        for table in SKETCH_TABLES:
+            if len(out[table]) >= COPY_CHUNK:
+                await flush(table)
+    for table, (key, union) in open_unions.items():
+        close(table, key, union.get_result(TARGET))
+    for table in SKETCH_TABLES:
+        await flush(table)
     return counts

@@ -23,6 +23,8 @@ from datasketches import hll_sketch, hll_union, tgt_hll_type
 from sqlalchemy import Table
 
 from store.tables import (
+    payers_city_day,
+    payers_day,
     rollup_city_day,
     rollup_city_day_payers,
     rollup_enterprise_day,
@@ -46,6 +48,25 @@ PAYER_TABLES: dict[Table, Table] = {
 }
 """The sketch table of each rollup table, keyed as it."""
 
+SKETCH_TABLES: tuple[Table, ...] = (
+    payers_day,
+    payers_city_day,
+    rollup_city_day_payers,
+    rollup_enterprise_day_payers,
+)
+"""Every grain payers are kept at, coarsest first: a query reads the coarsest
+that has the dims, filters and scope it needs."""
+
+
+def sketch_table_for(rollup: Table, needed: Iterable[str]) -> Table:
+    """The coarsest sketch table keyed by every column in `needed` (`province`
+    is the city's prefix), else `rollup`'s own."""
+    columns = {"city" if name == "province" else name for name in needed}
+    for table in SKETCH_TABLES[:2]:
+        if columns <= {c.name for c in table.primary_key.columns}:
+            return table
+    return PAYER_TABLES[rollup]
+
 
 def union_of(sketches: Iterable[bytes | hll_sketch]) -> hll_union:
     union = hll_union(LG_K)
@@ -61,8 +82,12 @@ def estimate(union: hll_union) -> int:
 
 def sketch_of(payer_hashes: Iterable[str], base: bytes | None = None) -> bytes:
     """A stored sketch (`base`, if any) with payer hashes (hex text) added."""
+    return bytes(updated(payer_hashes, base).serialize_compact())
+
+
+def updated(payer_hashes: Iterable[str], base: bytes | None = None) -> hll_sketch:
     sketch = hll_sketch.deserialize(base) if base else hll_sketch(LG_K, TARGET)
     # Each update is one call into the library: a deque that keeps nothing drives
     # `map` in C, half the time of a Python loop over the same calls.
     deque(map(sketch.update, payer_hashes), maxlen=0)
-    return bytes(sketch.serialize_compact())
+    return sketch

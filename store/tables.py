@@ -219,6 +219,26 @@ def _payers_table(rollup: Table) -> Table:
 rollup_city_day_payers = _payers_table(rollup_city_day)
 rollup_enterprise_day_payers = _payers_table(rollup_enterprise_day)
 
+
+def _coarse_payers_table(name: str, *dims: str) -> Table:
+    """Payer sketches at a grain coarser than any rollup's, with their estimate:
+    the grains dashboards read most (the day; the city and day), so that a summary
+    merges one sketch per day and a row per city and day reads its count as a
+    number. Kept by the payer compactor only."""
+    return Table(
+        name,
+        metadata,
+        Column("day", Date, primary_key=True),
+        *(Column(dim, Text, primary_key=True) for dim in dims),
+        Column("sketch", LargeBinary, nullable=False),
+        Column("estimate", BigInteger, nullable=False),
+        postgresql_with={"fillfactor": 50},
+    )
+
+
+payers_day = _coarse_payers_table("payers_day")
+payers_city_day = _coarse_payers_table("payers_city_day", "city")
+
 payer_queue = Table(
     "payer_queue",
     metadata,
