@@ -285,6 +285,14 @@ async def test_repeated_json_keys_make_a_record_malformed_and_a_registration_400
         "/v1/registry/cities", content=body, headers={**admin, "Content-Type": "application/json"}
     )
     assert_error(response, 400, "duplicate_key")
+    body = b'{"ids": [1], "code": "conflict", "ids": [2]}'
+    response = await client.post(
+        "/v1/quarantine/discard",
+        content=body,
+        headers={**admin, "Content-Type": "application/json"},
+    )
+    assert_error(response, 400, "duplicate_key")
+    assert response.json()["error"]["message"] == "key 'ids' appears twice in one object"
 
 
 # --- errors: 401, 503, 500 -------------------------------------------------------
