@@ -50,10 +50,13 @@ def parse_rows(model: type[M], body: bytes, content_type: str) -> list[M]:
             text = body.decode("utf-8-sig")
         except UnicodeDecodeError:
             raise BadRequest("undecodable_body", "CSV must be UTF-8") from None
-        rows: list[Any] = [
-            {k: v for k, v in row.items() if k and v not in (None, "")}
-            for row in csv.DictReader(io.StringIO(text))
-        ]
+        try:
+            rows: list[Any] = [
+                {k: v for k, v in row.items() if k and v not in (None, "")}
+                for row in csv.DictReader(io.StringIO(text, newline=""))
+            ]
+        except csv.Error as exc:
+            raise BadRequest("undecodable_body", f"CSV could not be read: {exc}") from None
     elif content_type == "application/json":
         try:
             data = load_marking_repeats(body)

@@ -391,6 +391,17 @@ async def test_a_client_gone_mid_upload_is_logged_without_an_error(
     assert any("disconnected" in r.getMessage() for r in caplog.records)
 
 
+async def test_a_csv_registration_with_stray_line_breaks_is_read_not_a_500(
+    client: httpx.AsyncClient, admin: dict[str, str]
+) -> None:
+    # Found by `make fuzz` (schemathesis, seed 20261127): csv refused a lone CR.
+    body = b"a\nb\rc\xc2\x85d\x0be\x0cf\xe2\x80\xa8g\xe2\x80\xa9h\r\ni"
+    response = await client.put(
+        "/v1/campaigns/0", content=body, headers={**admin, "Content-Type": "text/csv"}
+    )
+    assert_error(response, 422, "invalid_registration")
+
+
 # --- the public page ----------------------------------------------------------------
 
 
