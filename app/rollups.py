@@ -22,7 +22,7 @@ from campaign.figures import (
     total_of,
 )
 from schemas.regions import resolve_city
-from schemas.text import Day
+from schemas.text import Day, control_character_in
 from store.errors import BadRequest
 from store.scope import Scope
 from store.sketches import PAYER_COUNT_LAG_SECONDS, RELATIVE_STANDARD_ERROR
@@ -68,7 +68,10 @@ def decode_cursor(cursor: str, dims: Sequence[str]) -> list[Any]:
         if not isinstance(key, list) or len(key) != len(dims):
             raise ValueError
         pairs = zip(dims, key, strict=True)
-        return [date.fromisoformat(v) if d == "day" else str(v) for d, v in pairs]
+        values = [date.fromisoformat(v) if d == "day" else str(v) for d, v in pairs]
+        if any(isinstance(v, str) and control_character_in(v) is not None for v in values):
+            raise ValueError
+        return values
     except (ValueError, TypeError, orjson.JSONDecodeError) as exc:
         raise BadRequest("bad_cursor", "cursor is not one this listing gave") from exc
 

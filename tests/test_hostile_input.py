@@ -7,6 +7,7 @@ tried with them.
 """
 
 import asyncio
+import base64
 import csv
 import io
 import logging
@@ -204,6 +205,30 @@ async def test_every_route_answers_overflowing_numbers_and_odd_days_without_a_5x
             url = _path(route) + f"?{param.alias or param.name}={value}"
             response = await client.request(method, url, headers=admin)
             assert response.status_code < 500, (value, response.text)
+
+
+async def test_a_cursor_holding_a_nul_is_a_bad_cursor(
+    client: httpx.AsyncClient, viewer: dict[str, str]
+) -> None:
+    cursor = base64.urlsafe_b64encode(b'["M\\u0000"]').decode()
+    response = await client.get(
+        "/v1/rollups",
+        params={"from": "2023-09-09", "to": "2023-09-10", "dims": "enterprise"},
+        headers=viewer,
+    )
+    assert response.status_code == 200, response.text
+    response = await client.get(
+        "/v1/rollups",
+        params={
+            "from": "2023-09-09",
+            "to": "2023-09-10",
+            "dims": "enterprise",
+            "limit": "10",
+            "cursor": cursor,
+        },
+        headers=viewer,
+    )
+    assert_error(response, 400, "bad_cursor")
 
 
 async def test_numbers_beyond_integer_and_bigint_are_400(
