@@ -63,6 +63,7 @@ def main() -> int:
                     "30",
                 ],
                 check=False,
+                cwd=home,  # schemathesis keeps its cache in the working directory
             )
             failed |= done.returncode
         log = Path(home) / "serve.log"
