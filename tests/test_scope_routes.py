@@ -1,14 +1,15 @@
 """Every route of the application, walked from its own route table (a route added
 later is called without editing this file), called with the tokens of one
-province (浙江, 33) over a campaign of two (浙江 and 广东):
+province (浙江, 33) — and of one city (杭州, 330100) — over a campaign of two
+provinces (浙江 and 广东):
 
-- no answer (JSON, CSV, XLSX, errors, headers) holds a figure, name or id of 广东,
-  except on the routes that the contract keeps national and public (the public
-  page and summary, publications);
-- a filter or path naming 广东 is 403;
-- every write naming 广东 is 403 with nothing applied, a province viewer's every
-  write is 403 with nothing applied, and a write that succeeds changes nothing of
-  广东 and no national table.
+- no answer (JSON, CSV, XLSX, errors, headers) holds a figure, name or id of 广东
+  (nor, to 杭州, of 宁波 or of 浙江's sums), except on the routes that the
+  contract keeps national and public (the public page and summary, publications);
+- a filter or path naming a region outside the token's is 403;
+- every write naming a region outside is 403 with nothing applied, a regional
+  viewer's every write is 403 with nothing applied, and a write that succeeds
+  changes nothing outside the region and no national table.
 """
 
 import io
@@ -19,6 +20,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import httpx
+import pytest
 from fastapi import FastAPI
 from fastapi.routing import iter_route_contexts
 from sqlalchemy import text
@@ -63,10 +65,13 @@ SAMPLE_FIELDS: dict[str, Any] = {
 }
 
 
-def outside_values(seeded: TwoProvinces) -> dict[str, list[Any]]:
-    """Values naming 广东, by parameter or field name."""
-    guangzhou = seeded.usccs["440100"]
-    return {
+REGIONS = ("33", "330100")
+
+
+def outside_values(seeded: TwoProvinces, region: str) -> dict[str, list[Any]]:
+    """Values naming a region outside `region`, by parameter or field name."""
+    guangzhou, ningbo = seeded.usccs["440100"], seeded.usccs["330200"]
+    outside: dict[str, list[Any]] = {
         "province": ["44"],
         "city": ["440100", "440106"],
         "enterprise": [guangzhou],
@@ -74,22 +79,46 @@ def outside_values(seeded: TwoProvinces) -> dict[str, list[Any]]:
         "unit": ["44", "440300"],
         "ids": [seeded.quarantined["44"] + seeded.quarantined["unresolved"]],
     }
+    if region == "330100":
+        outside["city"].append("330200")
+        outside["enterprise"].append(ningbo)
+        outside["uscc"].append(ningbo)
+        outside["unit"] += ["33", "330200"]
+    return outside
 
 
-def query_values(seeded: TwoProvinces) -> dict[str, list[str]]:
-    """Values to call each known query parameter with: valid ones of 浙江, then
-    those naming 广东."""
-    outside = outside_values(seeded)
+def own_values(seeded: TwoProvinces, region: str) -> dict[str, list[str]]:
+    """Region-naming values within `region`."""
+    if region == "330100":
+        return {
+            "province": ["33"],
+            "city": ["330100", "330106"],
+            "enterprise": [seeded.usccs["330100"]],
+            "unit": ["330100"],
+        }
+    return {
+        "province": ["33"],
+        "city": ["330100", "330206"],
+        "enterprise": [seeded.usccs["330100"]],
+        "unit": ["33", "330200"],
+    }
+
+
+def forbidden_to(seeded: TwoProvinces, region: str) -> set[str]:
+    return seeded.forbidden_to_hangzhou if region == "330100" else seeded.forbidden
+
+
+def query_values(seeded: TwoProvinces, region: str) -> dict[str, list[str]]:
+    """Values to call each known query parameter with: valid ones within `region`,
+    then those naming a region outside it."""
+    outside = outside_values(seeded, region)
     own = {
+        **own_values(seeded, region),
         "dims": ["", *DIMENSIONS, ",".join(DIMENSIONS)],
         "format": ["json", "csv", "xlsx"],
         "level": ["province", "city"],
         "from": ["2023-08-01"],
         "to": ["2023-10-31"],
-        "province": ["33"],
-        "city": ["330100", "330206"],
-        "enterprise": [seeded.usccs["330100"]],
-        "unit": ["33", "330200"],
         "code": ["unknown_merchant", "conflict"],
         "provider": ["cmb"],
         "category": ["other"],
@@ -113,9 +142,9 @@ def texts_of(response: httpx.Response) -> str:
     return "\n".join(parts)
 
 
-def leaks(response: httpx.Response, seeded: TwoProvinces) -> list[str]:
+def leaks(response: httpx.Response, forbidden: set[str]) -> list[str]:
     said = texts_of(response)
-    return sorted(word for word in seeded.forbidden if word in said)
+    return sorted(word for word in forbidden if word in said)
 
 
 def national(path: str) -> bool:
@@ -178,8 +207,9 @@ def routes(app: FastAPI) -> list[tuple[str, str]]:
     return found
 
 
-def paths_of(path: str) -> list[tuple[str, bool]]:
-    """Every way to fill the path's parameters, and whether it names 广东."""
+def paths_of(path: str, region: str) -> list[tuple[str, bool]]:
+    """Every way to fill the path's parameters, and whether it names a province
+    that `region` does not cover (a city covers none)."""
     names = re.findall(r"{(\w+)}", path)
     missing = [n for n in names if n not in PATH_VALUES]
     assert not missing, f"no sample value for path parameter {missing} of {path}"
@@ -188,18 +218,19 @@ def paths_of(path: str) -> list[tuple[str, bool]]:
         concrete = path
         for name, value in zip(names, values, strict=True):
             concrete = concrete.replace("{" + name + "}", value)
-        filled.append((concrete, "44" in values))
+        provinces = [v for n, v in zip(names, values, strict=True) if n == "province"]
+        filled.append((concrete, any(p != region for p in provinces)))
     return filled
 
 
 def queries_of(
-    operation: dict[str, Any], seeded: TwoProvinces
+    operation: dict[str, Any], seeded: TwoProvinces, region: str
 ) -> list[tuple[dict[str, str], bool]]:
     """Query strings for an operation: its required parameters, then the product
     of `format`, `level` and `dims`, then every other known parameter alone; with
-    whether a value names 广东."""
-    values = query_values(seeded)
-    outside = {(k, str(v)) for k, vs in outside_values(seeded).items() for v in vs}
+    whether a value names a region outside `region`."""
+    values = query_values(seeded, region)
+    outside = {(k, str(v)) for k, vs in outside_values(seeded, region).items() for v in vs}
     parameters = [p for p in operation.get("parameters", []) if p["in"] == "query"]
     required = {}
     for parameter in parameters:
@@ -233,7 +264,9 @@ async def zhejiang_and_guangdong(
     return seeded
 
 
-async def test_every_read_of_a_province_token_stays_in_its_province(
+@pytest.mark.parametrize("region", REGIONS)
+async def test_every_read_of_a_regional_token_stays_in_its_region(
+    region: str,
     app: FastAPI,
     client: httpx.AsyncClient,
     admin: dict[str, str],
@@ -242,18 +275,19 @@ async def test_every_read_of_a_province_token_stays_in_its_province(
     engine: AsyncEngine,
 ) -> None:
     seeded = await zhejiang_and_guangdong(client, admin, provider_token, engine)
+    forbidden = forbidden_to(seeded, region)
     document = app.openapi()
     tokens = {
-        "viewer": await regional_token(Role.VIEWER, "33"),
-        "admin": await regional_token(Role.ADMIN, "33"),
+        "viewer": await regional_token(Role.VIEWER, region),
+        "admin": await regional_token(Role.ADMIN, region),
     }
     called = 0
     for method, path in routes(app):
         if method != "GET":
             continue
         operation = document["paths"].get(path, {}).get("get", {})
-        for concrete, path_outside in paths_of(path):
-            for query, query_outside in queries_of(operation, seeded):
+        for concrete, path_outside in paths_of(path, region):
+            for query, query_outside in queries_of(operation, seeded, region):
                 for role, headers in tokens.items():
                     answer = await client.get(concrete, params=query, headers=headers)
                     called += 1
@@ -262,11 +296,13 @@ async def test_every_read_of_a_province_token_stays_in_its_province(
                     if path_outside or query_outside:
                         assert answer.status_code == 403, where
                     if not national(path):
-                        assert leaks(answer, seeded) == [], where
+                        assert leaks(answer, forbidden) == [], where
     assert called > 100
 
 
-async def test_every_write_of_a_province_token_outside_it_is_refused(
+@pytest.mark.parametrize("region", REGIONS)
+async def test_every_write_of_a_regional_token_outside_its_region_is_refused(
+    region: str,
     app: FastAPI,
     client: httpx.AsyncClient,
     admin: dict[str, str],
@@ -275,11 +311,12 @@ async def test_every_write_of_a_province_token_outside_it_is_refused(
     engine: AsyncEngine,
 ) -> None:
     seeded = await zhejiang_and_guangdong(client, admin, provider_token, engine)
+    forbidden = forbidden_to(seeded, region)
     document = app.openapi()
-    outside = outside_values(seeded)
+    outside = outside_values(seeded, region)
     tokens = {
-        "viewer": await regional_token(Role.VIEWER, "33"),
-        "admin": await regional_token(Role.ADMIN, "33"),
+        "viewer": await regional_token(Role.VIEWER, region),
+        "admin": await regional_token(Role.ADMIN, region),
     }
     writes = 0
     for method, path in routes(app):
@@ -301,7 +338,7 @@ async def test_every_write_of_a_province_token_outside_it_is_refused(
                 for key in row
             )
             bodies.insert(0, (named, names_outside))
-        for concrete, path_outside in paths_of(path):
+        for concrete, path_outside in paths_of(path, region):
             for body, body_outside in bodies:
                 for role, headers in tokens.items():
                     before = await database_rows(engine)
@@ -310,7 +347,7 @@ async def test_every_write_of_a_province_token_outside_it_is_refused(
                     writes += 1
                     where = f"{role} {method} {concrete} {body}: {answer.status_code}"
                     assert answer.status_code < 500, where
-                    assert leaks(answer, seeded) == [], where
+                    assert leaks(answer, forbidden) == [], where
                     changed = changes(before, after)
                     if role == "viewer" or path_outside or body_outside:
                         assert answer.status_code == 403, where
@@ -319,5 +356,5 @@ async def test_every_write_of_a_province_token_outside_it_is_refused(
                     else:
                         assert not changed.keys() & NATIONAL_TABLES, where
                         touched = "\n".join(row for rows in changed.values() for row in rows)
-                        assert [w for w in seeded.forbidden if w in touched] == [], where
+                        assert [w for w in forbidden if w in touched] == [], where
     assert writes > 20

@@ -25,6 +25,9 @@ class TwoProvinces:
     """Quarantine ids by province (`"unresolved"` for records that resolve nowhere)."""
     forbidden: set[str] = field(default_factory=set)
     """What of 广东 must never appear in an answer to a 浙江 token."""
+    forbidden_to_hangzhou: set[str] = field(default_factory=set)
+    """What must never appear in an answer to a 杭州 token: all of the above, and
+    宁波's codes, names, ids and figures, 浙江's sums and its own policy."""
 
 
 def _yuan(fen: int) -> str:
@@ -108,4 +111,18 @@ async def seed(
         3_344_551,
     ]:
         seeded.forbidden |= {str(fen), _yuan(fen)}
+    seeded.forbidden_to_hangzhou = seeded.forbidden | {
+        "330200",
+        "宁波",
+        seeded.usccs["330200"],
+        "M-330200",
+        "浙江促消费十条",
+    }
+    for fen in (
+        SALES["330200"],
+        BASELINE["330200"],
+        SALES["330100"] + SALES["330200"],
+        BASELINE["330100"] + BASELINE["330200"],
+    ):
+        seeded.forbidden_to_hangzhou |= {str(fen), _yuan(fen)}
     return seeded
