@@ -3,7 +3,7 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: install run test lint bench bench-scale fuzz
+.PHONY: install run test lint bench bench-scale fuzz soak
 
 install: $(VENV)/.installed
 
@@ -35,3 +35,7 @@ fuzz: install
 bench-scale: install
 	$(BIN)/python bench/scale.py --order time
 	$(BIN)/python bench/scale.py --order scattered
+
+# 8 providers pushing batches that share new payers for a minute: no 5xx, rollups verify clean.
+soak: install
+	$(BIN)/python bench/soak.py

@@ -3,8 +3,12 @@
 Generates a standard CSV of N rows and a WeChat Pay bill of N rows, backfills
 both with `payfeed backfill` (one command per provider, run side by side) into
 a fresh embedded database (its WAL written once before, see `warm_wal`), then
-COPYs the same stored rows into an empty table with the same indexes. Last line:
-`backfill records_per_s=<n> copy_records_per_s=<n> ratio=<x> peak_rss_mb=<m>`
+COPYs the same stored rows into an empty table with the same indexes.
+
+Payer references: one of 70,000 in turn per file (customers come back, as in the
+bills seen so far: most HMACs are cache hits); `--new-payers`, the worst case,
+makes every reference new. Last line:
+`backfill records_per_s=<n> copy_records_per_s=<n> ratio=<x> peak_rss_mb=<m> payers=usual|new`
 (peak RSS of the backfill processes).
 """
 
@@ -21,6 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.common import (  # noqa: E402
     CITIES,
+    NEW_PAYERS_HELP,
     PAYFEED,
     bench_env,
     cli,
@@ -31,9 +36,11 @@ from bench.common import (  # noqa: E402
 )
 
 MERCHANTS = 400
+USUAL_PAYERS = 70_000
 
 
-def write_inputs(home: Path, n: int) -> tuple[Path, Path, Path]:
+def write_inputs(home: Path, n: int, new_payers: bool) -> tuple[Path, Path, Path]:
+    payers = n if new_payers else USUAL_PAYERS
     from demo import samples
 
     registry = home / "accounts.csv"
@@ -70,7 +77,7 @@ def write_inputs(home: Path, n: int) -> tuple[Path, Path, Path]:
                     f"M{i % MERCHANTS:05d}",
                     "offline",
                     "5812",
-                    f"p{i % 70000}",
+                    f"p{i % payers}",
                 ]
             )
     bill = home / "wechat.csv"
@@ -86,7 +93,7 @@ def write_inputs(home: Path, n: int) -> tuple[Path, Path, Path]:
                     "local_time": start + timedelta(seconds=i * 20 * 86400 // n),
                     "merchant_id": f"W{i % MERCHANTS:08d}",
                     "channel": "online",
-                    "payer_ref": f"o{i % 70000}",
+                    "payer_ref": f"o{i % payers}",
                 }
                 for i in range(first, min(n, first + block))
             ]
@@ -103,10 +110,11 @@ def write_inputs(home: Path, n: int) -> tuple[Path, Path, Path]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--records", type=int, default=1_000_000)
+    parser.add_argument("--new-payers", action="store_true", help=NEW_PAYERS_HELP)
     args = parser.parse_args()
     home = temp_home()
     env = bench_env(home)
-    registry, standard, bill = write_inputs(home, args.records)
+    registry, standard, bill = write_inputs(home, args.records, args.new_payers)
     cli(env, "migrate")
     enterprises = home / "enterprises.csv"
     enterprises.write_text(
@@ -140,7 +148,8 @@ def main() -> None:
     limit = copy_rate(home)
     print(
         f"backfill records_per_s={rate:.0f} copy_records_per_s={limit:.0f} "
-        f"ratio={rate / limit:.2f} peak_rss_mb={peak_mb:.0f}"
+        f"ratio={rate / limit:.2f} peak_rss_mb={peak_mb:.0f} "
+        f"payers={'new' if args.new_payers else 'usual'}"
     )
 
 

@@ -129,9 +129,21 @@ def register_merchants(base: str, admin: str, provider: str, merchants: int) -> 
     return [a["merchant_id"] for a in accounts]
 
 
-def standard_records(n: int, merchants: list[str], prefix: str = "T") -> list[dict[str, Any]]:
+USUAL_PAYERS = 50_000
+"""Payer references repeat every this many records in the usual case: the same
+customers come back, and most HMACs are the process's cache hits."""
+
+
+NEW_PAYERS_HELP = "every payer reference new (the worst case), instead of references that recur"
+
+
+def standard_records(
+    n: int, merchants: list[str], prefix: str = "T", new_payers: bool = False
+) -> list[dict[str, Any]]:
     """Records as provider feeds carry them: in time order over 20 days, each
-    merchant with its own MCC (a merchant's MCC is fixed when it is acquired)."""
+    merchant with its own MCC (a merchant's MCC is fixed when it is acquired),
+    payer references one of `USUAL_PAYERS` in turn or, with `new_payers` (the
+    worst case: an HMAC and a cache insertion for every record), each new."""
     mccs = ["5812", "5411", "5732", "5651", "5311", "7011", None]
     records = []
     for i in range(n):
@@ -149,7 +161,7 @@ def standard_records(n: int, merchants: list[str], prefix: str = "T") -> list[di
                 "merchant_id": merchants[m],
                 "channel": "offline" if m % 3 else "online",
                 **({"mcc": mcc} if mcc else {}),
-                "payer_ref": f"payer-{i % 50000}",
+                "payer_ref": f"{prefix}-payer-{i}" if new_payers else f"payer-{i % USUAL_PAYERS}",
             }
         )
     return records

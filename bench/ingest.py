@@ -3,8 +3,12 @@
 Starts `payfeed serve` on a fresh embedded database, registers merchants, pushes
 batches of 10,000 standard records from a separate client process, then COPYs
 the same stored rows into an empty table with the same indexes (the WAL is
-written once before the pushes: see `bench.common.warm_wal`). Last line:
-`ingest_http records_per_s=<n> copy_records_per_s=<n> ratio=<x>`.
+written once before the pushes: see `bench.common.warm_wal`).
+
+Payer references: one of 50,000 in turn (customers come back, as in the feeds
+seen so far: most HMACs are cache hits); `--new-payers`, the worst case, makes
+every reference new. Last line:
+`ingest_http records_per_s=<n> copy_records_per_s=<n> ratio=<x> payers=usual|new`.
 """
 
 import argparse
@@ -18,6 +22,7 @@ import orjson
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.common import (  # noqa: E402
+    NEW_PAYERS_HELP,
     cli,
     copy_rate,
     register_merchants,
@@ -78,13 +83,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--records", type=int, default=200_000)
     parser.add_argument("--workers", type=int, default=2, help="API processes (one per core)")
+    parser.add_argument("--new-payers", action="store_true", help=NEW_PAYERS_HELP)
     args = parser.parse_args()
     home = temp_home()
     with served(home, args.workers) as (base, env):
         admin = cli(env, "tokens", "create", "--role", "admin")
         token = cli(env, "tokens", "create", "--role", "provider", "--provider", "bench")
         merchants = register_merchants(base, admin, "bench", 400)
-        records = standard_records(args.records, merchants)
+        records = standard_records(args.records, merchants, new_payers=args.new_payers)
         bodies = [orjson.dumps(records[i : i + BATCH]) for i in range(0, len(records), BATCH)]
         warm = standard_records(IN_FLIGHT * 100, merchants, prefix="W")
         warmup = [orjson.dumps(warm[i : i + 100]) for i in range(0, len(warm), 100)]
@@ -98,7 +104,10 @@ def main() -> None:
         print(f"pushed {args.records} records in {len(bodies)} batches in {elapsed:.2f} s")
         limit = copy_rate(home)
     ratio = rate / limit
-    print(f"ingest_http records_per_s={rate:.0f} copy_records_per_s={limit:.0f} ratio={ratio:.2f}")
+    print(
+        f"ingest_http records_per_s={rate:.0f} copy_records_per_s={limit:.0f} ratio={ratio:.2f} "
+        f"payers={'new' if args.new_payers else 'usual'}"
+    )
 
 
 if __name__ == "__main__":

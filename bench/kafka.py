@@ -8,8 +8,12 @@ by its txn_id; `--per-message K` sends JSON arrays of K instead), then runs
 consumer's first assignment (process start-up and the group join, which Tansu
 delays by a few seconds, are reported apart) to the last record stored. Then it
 COPYs the same stored rows into an empty table with the same indexes (the WAL
-is written once before the consumers start: see `bench.common.warm_wal`). Last line:
-`ingest_kafka records_per_s=<n> copy_records_per_s=<n> ratio=<x>`.
+is written once before the consumers start: see `bench.common.warm_wal`).
+
+Payer references: one of 50,000 in turn (customers come back, as in the feeds
+seen so far: most HMACs are cache hits); `--new-payers`, the worst case, makes
+every reference new. Last line:
+`ingest_kafka records_per_s=<n> copy_records_per_s=<n> ratio=<x> payers=usual|new`.
 """
 
 import argparse
@@ -25,6 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.common import (  # noqa: E402
     CITIES,
+    NEW_PAYERS_HELP,
     PAYFEED,
     bench_env,
     copy_rate,
@@ -84,7 +89,9 @@ async def create_topic(bootstrap: str, topic: str) -> None:
             await admin.close()
 
 
-async def prepare(url: str, bootstrap: str, topic: str, count: int, per_message: int) -> float:
+async def prepare(
+    url: str, bootstrap: str, topic: str, count: int, per_message: int, new_payers: bool
+) -> float:
     """Migrate, register the merchants, produce the records (`per_message` > 1: as
     JSON arrays keyed by their first txn_id); returns the seconds producing took."""
     from aiokafka import AIOKafkaProducer
@@ -116,7 +123,8 @@ async def prepare(url: str, bootstrap: str, topic: str, count: int, per_message:
         )
     await engine.dispose()
     await create_topic(bootstrap, topic)
-    records = standard_records(count, [f"M{i:05d}" for i in range(MERCHANTS)])
+    merchants = [f"M{i:05d}" for i in range(MERCHANTS)]
+    records = standard_records(count, merchants, new_payers=new_payers)
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=20, acks="all")
     await producer.start()
     started = time.perf_counter()
@@ -215,6 +223,7 @@ def main() -> None:
     parser.add_argument(
         "--per-message", type=int, default=1, help="records per message (a JSON array if > 1)"
     )
+    parser.add_argument("--new-payers", action="store_true", help=NEW_PAYERS_HELP)
     args = parser.parse_args()
 
     from store.db import embedded_url
@@ -225,7 +234,9 @@ def main() -> None:
     try:
         url = embedded_url(Settings(home=home))
         topic = "bench.records"
-        produced = asyncio.run(prepare(url, bootstrap, topic, args.records, args.per_message))
+        produced = asyncio.run(
+            prepare(url, bootstrap, topic, args.records, args.per_message, args.new_payers)
+        )
         print(f"produced {args.records} records, {args.per_message} a message, in {produced:.2f} s")
         warm_wal(home, args.records)
         env = {
@@ -245,7 +256,10 @@ def main() -> None:
         broker.terminate()
         broker.wait(30)
     ratio = rate / limit
-    print(f"ingest_kafka records_per_s={rate:.0f} copy_records_per_s={limit:.0f} ratio={ratio:.2f}")
+    print(
+        f"ingest_kafka records_per_s={rate:.0f} copy_records_per_s={limit:.0f} ratio={ratio:.2f} "
+        f"payers={'new' if args.new_payers else 'usual'}"
+    )
 
 
 if __name__ == "__main__":
