@@ -75,8 +75,10 @@ PAYER_COLUMNS = ("day", "city", "enterprise", "category", "channel", "provider",
 
 COMPACT_EVERY = 5.0
 """Seconds between merges of the queued payers into the sketches."""
-COMPACT_BATCHES = 200
-"""Queued batches merged in one transaction at most (2,000,000 records of 10,000)."""
+COMPACT_BATCHES = 10
+"""Queued batches merged in one transaction at most (100,000 records of 10,000,
+300,000 of backfill's chunks): a merge holds its payers in memory, and a
+backfill's last merge (a million records queued) must not double its peak."""
 COMPACT_LOCK = 0x70617965  # "paye"
 """Advisory lock key: one compactor merges at a time, whichever process it runs in."""
 
