@@ -189,3 +189,37 @@ async def test_audit_rows_are_append_only_and_filtered(
     assert listed.returncode == 0, listed.stderr
     (line,) = listed.stdout.decode().splitlines()
     assert orjson.loads(line)["actor_token_id"] == zhejiang_id
+
+
+async def test_command_line_changes_are_audited_as_cli(
+    engine: AsyncEngine, database_url: str, tmp_path: Path
+) -> None:
+    cities = tmp_path / "cities.csv"
+    cities.write_text("city\n330100\n")
+    commands = [
+        (("tokens", "create", "--role", "admin", "--region", "33"), "token.create", 1),
+        (("tokens", "revoke", "1"), "token.revoke", 1),
+        (("registry", "import", "--kind", "cities", str(cities)), "registry.cities", 1),
+        (
+            ("rollups", "rebuild", "--from", "2023-09-09", "--to", "2023-09-10"),
+            "rollups.rebuild",
+            0,
+        ),
+        (("quarantine", "discard", "--code", "conflict"), "quarantine.discard", 0),
+        (("publish", "--campaign", "2023"), "publication.create", 1),
+        (("report", "submit", "--region", "33"), "submission.create", 1),
+    ]
+    for args, action, count in commands:
+        before, _ = await last_audit(engine)
+        done = await run_payfeed(database_url, tmp_path, *args)
+        assert done.returncode == 0, (args, done.stderr)
+        after, row = await last_audit(engine)
+        assert after == before + 1, args
+        assert row is not None
+        assert (row["action"], row["role"], row["actor_token_id"], row["region"], row["count"]) == (
+            action,
+            "cli",
+            None,
+            None,
+            count,
+        ), args
