@@ -4,10 +4,12 @@ import asyncio
 from dataclasses import replace
 from typing import Annotated, Any
 
+import orjson
 from fastapi import APIRouter, Header, Path, Query, Request
 
 from app.deps import AnyCaller, Conn, PipelineDep, SettingsDep, UploadingProvider, transaction
 from app.large_bodies import LargeBodyGate
+from app.openapi import errors
 from ingest.adapters import FORMATS, ReadOptions
 from ingest.batches import read_batch, store_batch, stored_answer
 from schemas.api import BatchAnswer
@@ -59,9 +61,61 @@ def read_options(content_type: str, query: dict[str, str]) -> ReadOptions:
     return ReadOptions(charset=charset, content_type=media, params=query)
 
 
+STANDARD_EXAMPLE = [
+    {
+        "txn_id": "T1",
+        "kind": "payment",
+        "amount_fen": 12345,
+        "currency": "CNY",
+        "occurred_at": "2023-09-09T20:15:00+08:00",
+        "merchant_id": "M001",
+        "channel": "offline",
+        "mcc": "5311",
+    },
+    {
+        "txn_id": "T2",
+        "kind": "refund",
+        "amount_fen": 2345,
+        "currency": "CNY",
+        "occurred_at": "2023-09-10T09:00:00+08:00",
+        "merchant_id": "M001",
+        "channel": "offline",
+        "original_txn_id": "T1",
+    },
+]
+BINARY = {"schema": {"type": "string", "format": "binary"}}
+BATCH_BODY = {
+    "required": True,
+    "description": "`format=standard`: records of the data standard as JSON (an array), "
+    "NDJSON, CSV with a header of the field names, or Parquet; `unionpay`, `alipay`, "
+    "`wechatpay`: the provider's own file as downloaded, plain, gzipped or zipped.",
+    "content": {
+        "application/json": {"schema": {"type": "array", "items": {}}, "example": STANDARD_EXAMPLE},
+        "application/x-ndjson": {
+            "schema": {"type": "string"},
+            "example": "\n".join(orjson.dumps(r).decode() for r in STANDARD_EXAMPLE) + "\n",
+        },
+        "text/csv": {
+            "schema": {"type": "string"},
+            "example": "txn_id,kind,amount_fen,currency,occurred_at,merchant_id,channel,mcc\n"
+            "T1,payment,12345,CNY,2023-09-09T20:15:00+08:00,M001,offline,5311\n",
+        },
+        "text/plain": {
+            "schema": {"type": "string"},
+            "example": "(a UnionPay ZM file, GBK; with settle_date=YYYY-MM-DD)",
+        },
+        "application/gzip": {**BINARY, "example": "(a gzipped file of one of the above)"},
+        "application/zip": {**BINARY, "example": "(a zip as the provider's download gives)"},
+        "application/octet-stream": {**BINARY, "example": "(Parquet records of the standard)"},
+    },
+}
+
+
 @router.post(
     "",
     response_model=BatchAnswer,
+    responses=errors(409, 413, 415),
+    openapi_extra={"requestBody": BATCH_BODY},
     summary="Push a batch of records",
     description="Atomic and idempotent by `X-Batch-Id`: a retry with the same body returns "
     "the stored answer with `replayed: true`; a different body under the same id is a 409.",
@@ -99,7 +153,12 @@ async def push_batch(
         return answer
 
 
-@router.get("/{batch_id}", response_model=BatchAnswer, summary="The stored answer of a batch")
+@router.get(
+    "/{batch_id}",
+    response_model=BatchAnswer,
+    responses=errors(404),
+    summary="The stored answer of a batch",
+)
 async def read_stored_batch(
     batch_id: Annotated[str, Path(pattern=BATCH_ID_PATTERN)], conn: Conn, who: AnyCaller
 ) -> Any:

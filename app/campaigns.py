@@ -2,12 +2,14 @@
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Path, Request
+from fastapi import APIRouter, Path, Query, Request
 
 from app.answers import Rendered, answer
 from app.deps import Conn, NationalAdmin, ReadConn, Viewer
+from app.files import csv_response
+from app.openapi import errors
 from app.registry import media_type
-from campaign.campaigns import campaign_summary, put_campaign
+from campaign.campaigns import campaign_summary, list_campaigns, put_campaign
 from campaign.registry import parse_rows
 from schemas.api import Campaign, CampaignSummary
 from schemas.registry import CampaignIn
@@ -18,9 +20,25 @@ router = APIRouter(prefix="/v1/campaigns", tags=["campaigns"])
 CampaignCode = Annotated[str, Path(pattern=r"^[A-Za-z0-9_-]{1,32}$", examples=["2023"])]
 
 
+@router.get(
+    "",
+    response_model=list[Campaign],
+    responses={200: {"content": {"text/csv": {"schema": {"type": "string"}}}}},
+    summary="Every campaign, the latest first",
+)
+async def campaign_list(
+    conn: Conn, who: Viewer, format: Annotated[str, Query(pattern="^(json|csv)$")] = "json"
+) -> Any:
+    found = await list_campaigns(conn)
+    if format == "csv":
+        return csv_response(list(Campaign.model_fields), found, "campaigns.csv")
+    return found
+
+
 @router.put(
     "/{code}",
     response_model=Campaign,
+    responses=errors(415, 422),
     summary="Create or replace a campaign",
     description="JSON (one object) or CSV (a header and one row) with the fields of "
     "`CampaignIn`. The baseline defaults to the same number of days immediately before "
@@ -28,8 +46,18 @@ CampaignCode = Annotated[str, Path(pattern=r"^[A-Za-z0-9_-]{1,32}$", examples=["
     openapi_extra={
         "requestBody": {
             "content": {
-                "application/json": {"schema": CampaignIn.model_json_schema()},
-                "text/csv": {"schema": {"type": "string"}},
+                "application/json": {
+                    "schema": CampaignIn.model_json_schema(),
+                    "example": {
+                        "name": "百城万企促消费",
+                        "first_day": "2023-09-09",
+                        "last_day": "2023-10-08",
+                    },
+                },
+                "text/csv": {
+                    "schema": {"type": "string"},
+                    "example": "name,first_day,last_day\n百城万企促消费,2023-09-09,2023-10-08\n",
+                },
             }
         }
     },
@@ -44,6 +72,7 @@ async def put(code: CampaignCode, request: Request, conn: Conn, who: NationalAdm
 @router.get(
     "/{code}/summary",
     response_model=CampaignSummary,
+    responses=errors(404),
     summary="Campaign totals, baseline and uplift",
     description="`uplift_fen` = campaign net − baseline net × campaign days / baseline days "
     "(rounded half away from zero to the fen); `uplift_pct` is it as a percentage of the "

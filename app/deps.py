@@ -15,6 +15,7 @@ from contextlib import asynccontextmanager, contextmanager
 from typing import Annotated, Any
 
 from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -97,27 +98,39 @@ SettingsDep = Annotated[Settings, Depends(settings_of)]
 PipelineDep = Annotated[Pipeline, Depends(pipeline_of)]
 
 
-async def _caller(request: Request, conn: AsyncConnection) -> Principal:
-    header = request.headers.get("authorization", "")
-    scheme, _, token = header.partition(" ")
-    if scheme.lower() != "bearer" or not token.strip():
+bearer = HTTPBearer(
+    auto_error=False,
+    scheme_name="bearer",
+    description="A token from `payfeed tokens create` (`payfeed serve --demo` prints one "
+    "per role).",
+)
+"""The `Authorization: Bearer <token>` header, declared as a security scheme so
+that the API docs know it (Swagger UI's Authorize button); None when absent or
+of another scheme, which is a 401 of ours, not FastAPI's 403."""
+Credentials = Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]
+
+
+async def _caller(
+    credentials: HTTPAuthorizationCredentials | None, conn: AsyncConnection
+) -> Principal:
+    if credentials is None or not credentials.credentials.strip():
         raise Unauthorized("unauthorized", "missing bearer token")
-    found = await authenticate(conn, token.strip())
+    found = await authenticate(conn, credentials.credentials.strip())
     if found is None:
         raise Unauthorized("unauthorized", "unknown, expired or revoked token")
     return found
 
 
-async def principal(request: Request, conn: Conn) -> Principal:
+async def principal(credentials: Credentials, conn: Conn) -> Principal:
     """The caller, looked up on the request's own connection (one per request)."""
-    return await _caller(request, conn)
+    return await _caller(credentials, conn)
 
 
-async def principal_before_body(request: Request) -> Principal:
+async def principal_before_body(request: Request, credentials: Credentials) -> Principal:
     """The caller, looked up on a connection that goes back to the pool at once:
     for a route that reads a long body before it takes its connection."""
     async with transaction(request) as conn:
-        return await _caller(request, conn)
+        return await _caller(credentials, conn)
 
 
 def require(

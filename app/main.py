@@ -4,7 +4,8 @@ import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager, suppress
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
+from fastapi_offline import FastAPIOffline
 
 from app import (
     audit,
@@ -12,6 +13,7 @@ from app import (
     campaigns,
     errors,
     health,
+    openapi,
     public,
     public_page,
     publications,
@@ -23,6 +25,7 @@ from app import (
 )
 from app.answers import AnswerCache
 from app.large_bodies import LargeBodyGate
+from app.parameters import refuse_unknown_query_parameters
 from app.request_checks import RequestChecks
 from app.schedule import publish_on_schedule
 from campaign.publications import parse_interval
@@ -85,11 +88,15 @@ def create_app(settings: Settings | None = None, url: str | None = None) -> Fast
                 await app.state.read_engine.dispose()
             leave_embedded(settings)
 
-    app = FastAPI(
+    # Swagger UI and ReDoc from the assets of the fastapi-offline package, served
+    # by payfeed itself: /docs works on a network with no way out.
+    app = FastAPIOffline(
         title="payfeed",
         version="0.1.0",
         description=DESCRIPTION,
         lifespan=lifespan,
+        dependencies=[Depends(refuse_unknown_query_parameters)],
+        swagger_ui_parameters={"persistAuthorization": True},
     )
     app.state.settings = settings
     app.state.with_consumer = False
@@ -113,4 +120,5 @@ def create_app(settings: Settings | None = None, url: str | None = None) -> Fast
         health,
     ):
         app.include_router(module.router)
+    openapi.install(app)
     return app

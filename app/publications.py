@@ -5,6 +5,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Path, Query, Request
 
 from app.deps import Conn, NationalAdmin, Viewer, engine_of
+from app.openapi import errors
 from app.reports import FILE_RESPONSES, report_file
 from campaign.publications import (
     diff_publications,
@@ -23,6 +24,7 @@ router = APIRouter(prefix="/v1/campaigns/{code}/publications", tags=["publicatio
 @router.post(
     "",
     status_code=201,
+    responses=errors(404, 409),
     summary="Publish the campaign report as the next numbered, immutable publication",
     description="Reads every figure at one snapshot. 409 `final_exists` when `final` is "
     "asked for and the campaign already has its final publication.",
@@ -35,7 +37,12 @@ async def create_publication(
     return published
 
 
-@router.get("", response_model=list[PublicationHeader], summary="The campaign's publications")
+@router.get(
+    "",
+    response_model=list[PublicationHeader],
+    responses=errors(404),
+    summary="The campaign's publications",
+)
 async def publication_list(code: str, conn: Conn, who: Viewer) -> Any:
     return await list_publications(conn, code)
 
@@ -43,7 +50,7 @@ async def publication_list(code: str, conn: Conn, who: Viewer) -> Any:
 @router.get(
     "/{number}",
     summary="One publication: JSON, or its report as CSV or XLSX",
-    responses=FILE_RESPONSES,
+    responses={**FILE_RESPONSES, **errors(404)},
 )
 async def publication(
     code: str,
@@ -63,6 +70,7 @@ async def publication(
     "/{number}/diff/{other}",
     summary="What publication `other` changed against `number`",
     description="Per unit and measure where they differ: old, new and change.",
+    responses=errors(404),
 )
 async def publication_diff(
     code: str, number: PublicationNumber, other: PublicationNumber, conn: Conn, who: Viewer

@@ -1,31 +1,79 @@
 """`/v1/quarantine`: what was held back and why; replay, discard, and their trail."""
 
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Annotated, Any
+from zoneinfo import ZoneInfo
 
+import orjson
 from fastapi import APIRouter, Query
 
 from app.deps import Admin, Conn, NationalAdmin, PipelineDep
+from app.files import csv_response
+from app.paging import DEFAULT_PAGE, MAX_PAGE, decode_cursor, encode_cursor
 from ingest.quarantine import discard_quarantine, list_actions, list_quarantine, replay_quarantine
-from schemas.api import DiscardAnswer, QuarantineAction, QuarantineSelection, ReplayAnswer
+from schemas.api import (
+    DiscardAnswer,
+    QuarantineAction,
+    QuarantinePage,
+    QuarantineSelection,
+    ReplayAnswer,
+)
+from schemas.records import LOCAL_TIME_ZONE
 
 router = APIRouter(prefix="/v1/quarantine", tags=["quarantine"])
+
+SHANGHAI = ZoneInfo(LOCAL_TIME_ZONE)
 
 
 @router.get(
     "",
+    response_model=QuarantinePage,
+    responses={200: {"content": {"text/csv": {"schema": {"type": "string"}}}}},
     summary="Held records (unknown_merchant, conflict)",
-    description="A regional admin sees the records whose merchant account resolves to a "
-    "city of its region; records that resolve to no enterprise only national admins see.",
+    description="In arrival order, `limit` at a time: pass `next_cursor` as `cursor` for "
+    "the next page (null on the last); `total` counts every held record matching the "
+    "filters. `from`/`to` are inclusive Asia/Shanghai days of arrival. `format=csv` gives "
+    "the same page as CSV (the record as JSON in its `record` column, the next cursor in "
+    "`X-Next-Cursor`). A regional admin sees the records whose merchant account resolves "
+    "to a city of its region; records that resolve to no enterprise only national admins see.",
 )
 async def held(
     conn: Conn,
     who: Admin,
-    code: str | None = None,
+    code: Annotated[str | None, Query(examples=["unknown_merchant"])] = None,
     provider: str | None = None,
-    limit: Annotated[int, Query(ge=1, le=10_000)] = 1000,
+    first_day: Annotated[date | None, Query(alias="from", examples=["2023-09-09"])] = None,
+    last_day: Annotated[date | None, Query(alias="to", examples=["2023-10-08"])] = None,
+    limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = DEFAULT_PAGE,
+    cursor: str | None = None,
+    format: Annotated[str, Query(pattern="^(json|csv)$")] = "json",
 ) -> Any:
-    return await list_quarantine(conn, code=code, provider=provider, limit=limit, scope=who.scope)
+    after = decode_cursor(cursor, [int])
+    found = await list_quarantine(
+        conn,
+        code=code,
+        provider=provider,
+        arrived_from=None if first_day is None else start_of(first_day),
+        arrived_before=None if last_day is None else start_of(last_day + timedelta(days=1)),
+        after_id=None if after is None else after[0],
+        limit=limit,
+        scope=who.scope,
+    )
+    items = found["items"]
+    next_cursor = encode_cursor([items[-1]["id"]]) if found["more"] else None
+    if format == "csv":
+        rows = [{**item, "record": orjson.dumps(item["record"]).decode()} for item in items]
+        more = {"X-Next-Cursor": next_cursor} if next_cursor else None
+        return csv_response(HELD_COLUMNS, rows, "quarantine.csv", more)
+    return {"total": found["total"], "items": items, "next_cursor": next_cursor}
+
+
+HELD_COLUMNS = ["id", "created_at", "provider", "code", "txn_id", "batch_id", "message", "record"]
+
+
+def start_of(day: date) -> datetime:
+    """The first instant of an Asia/Shanghai day."""
+    return datetime.combine(day, time(), SHANGHAI)
 
 
 @router.post(

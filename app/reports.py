@@ -7,6 +7,7 @@ from fastapi.responses import Response
 
 from app.answers import Rendered, answer
 from app.deps import ReadConn, Viewer
+from app.openapi import errors
 from campaign.report_files import CSV_MEDIA_TYPE, XLSX_MEDIA_TYPE, report_csv, report_xlsx
 from campaign.reports import campaign_report
 from schemas.api import Report
@@ -53,7 +54,7 @@ def report_file(figures: dict[str, Any], format: str, stem: str) -> Response:
     "A regional token's report has its region's units and a total of its region; `unit` "
     "narrows the report to one province or city (403 `out_of_scope` outside the token's "
     "region).",
-    responses=FILE_RESPONSES,
+    responses={**FILE_RESPONSES, **errors(404)},
 )
 async def report(
     request: Request,

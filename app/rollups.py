@@ -11,6 +11,7 @@ from fastapi.responses import Response, StreamingResponse
 
 from app.answers import Rendered, answer
 from app.deps import ReadConn, Viewer, read_engine_of, unavailable_as_503
+from campaign.campaigns import campaign_window
 from campaign.figures import (
     DIMENSIONS,
     FILTERS,
@@ -26,7 +27,7 @@ from schemas.text import Day, control_character_in
 from store.errors import BadRequest
 from store.scope import Scope
 from store.sketches import PAYER_COUNT_LAG_SECONDS, RELATIVE_STANDARD_ERROR
-from store.spreadsheets import csv_text
+from store.spreadsheets import XLSX_MEDIA_TYPE, csv_text, xlsx_table
 
 router = APIRouter(prefix="/v1/rollups", tags=["rollups"])
 
@@ -80,7 +81,9 @@ def decode_cursor(cursor: str, dims: Sequence[str]) -> list[Any]:
     "",
     summary="Measures grouped by dims",
     description="Always equal to a recount of the stored records once a batch is answered. "
-    "`from`/`to` are inclusive Asia/Shanghai days. Amounts are integer fen. "
+    "`from`/`to` are inclusive Asia/Shanghai days, by default the window of `campaign` "
+    "(the latest campaign when not given). `format=xlsx` gives the rows and a total row. "
+    "Amounts are integer fen. "
     "`payer_count` (distinct payers among records with a `payer_ref`) is estimated from "
     "HyperLogLog sketches (lg_k 12) that merge across any rows: relative standard error "
     f"{RELATIVE_STANDARD_ERROR:.2%} (about 68 % of counts within ±1.6 %, 99.7 % within "
@@ -101,8 +104,20 @@ async def rollups(
     request: Request,
     conn: ReadConn,
     who: Viewer,
-    first_day: Annotated[Day, Query(alias="from", examples=["2023-09-09"])],
-    last_day: Annotated[Day, Query(alias="to", examples=["2023-10-08"])],
+    first_day: Annotated[
+        Day | None,
+        Query(
+            alias="from", examples=["2023-09-09"], description="default: the campaign's first day"
+        ),
+    ] = None,
+    last_day: Annotated[
+        Day | None,
+        Query(alias="to", examples=["2023-10-08"], description="default: the campaign's last"),
+    ] = None,
+    campaign: Annotated[
+        str | None,
+        Query(description="the campaign whose window `from` and `to` default to (the latest)"),
+    ] = None,
     dims: Annotated[str, Query(examples=["day,city"])] = "",
     province: str | None = None,
     city: str | None = None,
@@ -110,11 +125,14 @@ async def rollups(
     category: str | None = None,
     channel: str | None = None,
     provider: str | None = None,
-    format: Annotated[str, Query(pattern="^(json|csv)$")] = "json",
+    format: Annotated[str, Query(pattern="^(json|csv|xlsx)$")] = "json",
     limit: Annotated[int | None, Query(ge=1, le=MAX_PAGE)] = None,
     cursor: str | None = None,
 ) -> Any:
     names = parse_dims(dims)
+    if first_day is None or last_day is None:
+        window = await campaign_window(conn, campaign)
+        first_day, last_day = first_day or window[0], last_day or window[1]
     given = dict(
         province=province,
         city=city,
@@ -148,6 +166,18 @@ async def rollups(
                 csv_text(header, rows).encode(),
                 "text/csv; charset=utf-8",
                 {"Content-Disposition": 'attachment; filename="rollups.csv"'},
+            )
+        if format == "xlsx":
+            rows, totals = await query_rollups_with_totals(
+                conn, names, first_day, last_day, filters, scope
+            )
+            total_row = {**dict.fromkeys(names, ""), **totals}
+            if names:
+                total_row[names[0]] = "total"
+            return Rendered(
+                xlsx_table(header, [*rows, total_row], "rollups"),
+                XLSX_MEDIA_TYPE,
+                {"Content-Disposition": 'attachment; filename="rollups.xlsx"'},
             )
         if limit is None or not names:
             rows, totals = await query_rollups_with_totals(

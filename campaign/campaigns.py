@@ -1,5 +1,6 @@
 """Campaigns: their windows, and the summary with baseline and uplift."""
 
+from datetime import date
 from fractions import Fraction
 from typing import Any
 
@@ -31,6 +32,27 @@ async def put_campaign(
     )
     await record_change(conn, actor, "campaign.put", f"campaign {code}", 1)
     return dict((await campaign_row(conn, code))._mapping)
+
+
+async def campaign_window(conn: AsyncConnection, code: str | None) -> tuple[date, date]:
+    """The first and last day of campaign `code`, or of the latest campaign (the
+    one that began last) when none is named."""
+    if code is not None:
+        row = await campaign_row(conn, code)
+    else:
+        latest = select(campaigns).order_by(campaigns.c.first_day.desc(), campaigns.c.code)
+        row = (await conn.execute(latest.limit(1))).first()
+        if row is None:
+            raise NotFound("unknown_campaign", "no campaign is registered")
+    return row.first_day, row.last_day
+
+
+async def list_campaigns(conn: AsyncConnection) -> list[dict[str, Any]]:
+    """Every campaign, the latest first."""
+    rows = await conn.execute(
+        select(campaigns).order_by(campaigns.c.first_day.desc(), campaigns.c.code)
+    )
+    return [dict(row._mapping) for row in rows]
 
 
 async def campaign_row(conn: AsyncConnection, code: str) -> Any:

@@ -20,6 +20,7 @@ from ingest.writer import WriteResult
 from schemas.records import QUARANTINED_CODES, STANDARD_FIELDS
 from store.audit import record_change
 from store.db import raw_connection
+from store.errors import BadRequest
 from store.principal import Principal
 from store.scope import NATIONAL, Scope
 from store.tables import enterprises, merchant_accounts, quarantine, quarantine_actions
@@ -56,6 +57,10 @@ def quarantine_filter(
 ) -> list[ColumnElement[bool]]:
     conditions = in_scope(scope)
     if code:
+        if code not in QUARANTINED_CODES:
+            raise BadRequest(
+                "unknown_code", f"code is one of {', '.join(sorted(QUARANTINED_CODES))}"
+            )
         conditions.append(quarantine.c.code == code)
     if provider:
         conditions.append(quarantine.c.provider == provider)
@@ -86,16 +91,31 @@ async def list_quarantine(
     *,
     code: str | None = None,
     provider: str | None = None,
+    arrived_from: datetime | None = None,
+    arrived_before: datetime | None = None,
+    after_id: int | None = None,
     limit: int = 1000,
     scope: Scope = NATIONAL,
 ) -> dict[str, Any]:
+    """Held records in arrival order, `limit` at a time after `after_id`;
+    `total` counts every one matching the filters, and `more` says whether a
+    page follows."""
     where = quarantine_filter(code, provider, scope=scope)
+    if arrived_from is not None:
+        where.append(quarantine.c.created_at >= arrived_from)
+    if arrived_before is not None:
+        where.append(quarantine.c.created_at < arrived_before)
     total = (
         await conn.execute(select(func.count()).select_from(quarantine).where(*where))
     ).scalar_one()
+    if after_id is not None:
+        where.append(quarantine.c.id > after_id)
     shown = [c for c in quarantine.c if c.name != "digest"]
-    rows = await conn.execute(select(*shown).where(*where).order_by(quarantine.c.id).limit(limit))
-    return {"total": total, "items": [dict(row._mapping) for row in rows]}
+    rows = await conn.execute(
+        select(*shown).where(*where).order_by(quarantine.c.id).limit(limit + 1)
+    )
+    items = [dict(row._mapping) for row in rows]
+    return {"total": total, "items": items[:limit], "more": len(items) > limit}
 
 
 async def quarantine_sizes(conn: AsyncConnection) -> dict[tuple[str, str], int]:

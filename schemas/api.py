@@ -169,7 +169,10 @@ class QuarantineSelection(PlainTextModel):
     """Which held records an action takes: every given filter applies; none at all
     means every held record."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={"examples": [{"code": "unknown_merchant", "provider": "cmb"}]},
+    )
 
     code: str | None = Field(default=None, examples=["unknown_merchant"])
     provider: str | None = None
@@ -199,7 +202,9 @@ class QuarantineAction(BaseModel):
 
 
 class PublicationIn(PlainTextModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(
+        extra="forbid", json_schema_extra={"examples": [{"note": "第一次发布", "final": False}]}
+    )
 
     note: str = Field(default="", max_length=2000)
     final: bool = Field(default=False, description="the one reported after the campaign")
@@ -237,3 +242,76 @@ class AuditRow(BaseModel):
     action: str = Field(examples=["registry.enterprises", "submission.create"])
     target: str
     count: int = Field(description="rows the change applied")
+
+
+class ErrorDetail(BaseModel):
+    code: str = Field(description="stable, for programs", examples=["unknown_parameter"])
+    message: str = Field(description="for people: what was wrong and what is accepted")
+
+
+class ErrorAnswer(BaseModel):
+    """Every error payfeed answers: 4xx for the caller's mistakes, 5xx for its own."""
+
+    error: ErrorDetail
+
+
+class HeldRecord(BaseModel):
+    id: int
+    provider: str
+    code: str = Field(examples=["unknown_merchant"])
+    message: str
+    txn_id: str | None
+    record: dict[str, Any] = Field(description="the record as it was normalised")
+    batch_id: str | None
+    source: dict[str, Any] | None = Field(description="where it came from (HTTP, Kafka, file)")
+    created_at: datetime = Field(description="when it arrived")
+
+
+class QuarantinePage(BaseModel):
+    total: int = Field(description="held records matching the filters, on every page")
+    items: list[HeldRecord]
+    next_cursor: str | None = Field(
+        description="pass as `cursor` for the next page; null on the last"
+    )
+
+
+class CityRow(BaseModel):
+    campaign: str
+    city: str
+    name: str | None
+    last_day: date | None = Field(description="the city's local extension, if any")
+
+
+class EnterpriseRow(BaseModel):
+    uscc: str
+    campaign: str
+    name: str
+    city: str
+    kind: str
+    category: str
+
+
+class MerchantAccountRow(BaseModel):
+    provider: str
+    merchant_id: str
+    uscc: str
+    enterprise: str = Field(description="the enterprise's name")
+    city: str = Field(description="the account's own city, else its enterprise's")
+    category: str = Field(description="the account's own category, else its enterprise's")
+
+
+class ActivityRow(BaseModel):
+    campaign: str
+    city: str
+    title: str
+    theme: str
+    first_day: date
+    last_day: date
+    sessions: int
+
+
+class PolicyRow(BaseModel):
+    campaign: str
+    unit: str = Field(description="a province prefix (2 digits) or a city code")
+    title: str
+    issued_on: date

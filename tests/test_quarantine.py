@@ -158,3 +158,65 @@ async def test_command_line_list_replay_discard(
     assert await rows(
         engine, "SELECT action, actor, count FROM quarantine_actions ORDER BY id"
     ) == [("replay", "cli", 2), ("discard", "cli", 1)]
+
+
+async def test_listing_pages_by_cursor_filters_by_arrival_and_gives_csv(
+    client: httpx.AsyncClient, admin: dict[str, str], provider_token: Any, engine: AsyncEngine
+) -> None:
+    cmb = await provider_token("cmb")
+    held = [record(f"H{i}", merchant_id="NOBODY", amount_fen=100 + i) for i in range(5)]
+    assert (await push(client, cmb, "held-1", held)).json()["quarantined"] == 5
+    async with engine.begin() as conn:  # two arrived the day before (Asia/Shanghai)
+        await conn.execute(
+            text(
+                "UPDATE quarantine SET created_at = '2023-10-01 23:30:00+08' "
+                "WHERE txn_id IN ('H0', 'H1')"
+            )
+        )
+    first = (await client.get("/v1/quarantine?limit=2", headers=admin)).json()
+    assert (first["total"], [i["txn_id"] for i in first["items"]]) == (5, ["H0", "H1"])
+    second = (
+        await client.get(f"/v1/quarantine?limit=2&cursor={first['next_cursor']}", headers=admin)
+    ).json()
+    assert [i["txn_id"] for i in second["items"]] == ["H2", "H3"]
+    third = (
+        await client.get(f"/v1/quarantine?limit=2&cursor={second['next_cursor']}", headers=admin)
+    ).json()
+    assert ([i["txn_id"] for i in third["items"]], third["next_cursor"]) == (["H4"], None)
+
+    day = (await client.get("/v1/quarantine?from=2023-10-01&to=2023-10-01", headers=admin)).json()
+    assert (day["total"], [i["txn_id"] for i in day["items"]]) == (2, ["H0", "H1"])
+    later = (await client.get("/v1/quarantine?from=2023-10-02", headers=admin)).json()
+    assert later["total"] == 3
+
+    csv_answer = await client.get(
+        "/v1/quarantine?code=unknown_merchant&limit=4&format=csv", headers=admin
+    )
+    assert csv_answer.headers["content-type"] == "text/csv; charset=utf-8"
+    lines = csv_answer.text.splitlines()
+    assert lines[0] == "id,created_at,provider,code,txn_id,batch_id,message,record"
+    assert len(lines) == 5 and lines[1].split(",")[2:6] == [
+        "cmb",
+        "unknown_merchant",
+        "H0",
+        "held-1",
+    ]
+    assert csv_answer.headers["x-next-cursor"]
+
+    for url, code in (
+        ("/v1/quarantine?code=bogus", "unknown_code"),
+        ("/v1/quarantine?cursor=nonsense", "bad_cursor"),
+        ("/v1/quarantine?from=2023-13-01", "invalid_request"),
+    ):
+        answer = await client.get(url, headers=admin)
+        assert (answer.status_code, answer.json()["error"]["code"]) == (400, code), url
+    bogus = await client.get("/v1/quarantine?code=bogus", headers=admin)
+    assert bogus.json()["error"]["message"] == "code is one of conflict, unknown_merchant"
+
+
+async def test_command_line_names_the_valid_codes(database_url: str, tmp_path: Path) -> None:
+    done = await run_payfeed(database_url, tmp_path, "quarantine", "list", "--code", "bogus")
+    assert done.returncode == 2
+    assert done.stderr.decode().strip() == (
+        "error: unknown_code: code is one of conflict, unknown_merchant"
+    )

@@ -1,10 +1,12 @@
 """Rollups equal a recount of the stored records, whatever the batches."""
 
+import io
 import random
 from datetime import date
 from typing import Any
 
 import httpx
+import openpyxl
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -147,3 +149,40 @@ async def test_a_county_code_filters_its_city(
     params = {"from": "2023-09-01", "to": "2023-09-30", "dims": "city"}
     west_lake = await client.get("/v1/rollups", params={**params, "city": "330106"}, headers=viewer)
     assert [(r["city"], r["net_fen"]) for r in west_lake.json()["rows"]] == [("330100", 10000)]
+
+
+async def test_the_window_defaults_to_the_campaign_and_xlsx_has_a_total_row(
+    client: httpx.AsyncClient, admin: dict[str, str], viewer: dict[str, str], provider_token: Any
+) -> None:
+    cmb = await provider_token("cmb")
+    await enterprise_with_account(client, admin, provider="cmb", merchant_id="M1")
+    inside = [record("T1", occurred_at="2023-09-09T10:00:00+08:00", amount_fen=700)]
+    inside += [record("T2", occurred_at="2023-10-08T22:00:00+08:00", amount_fen=300)]
+    before = [record("T0", occurred_at="2023-09-08T23:59:00+08:00", amount_fen=5)]
+    await push(client, cmb, "b1", inside + before)
+    campaign = (await client.get("/v1/rollups?dims=day", headers=viewer)).json()
+    assert (campaign["from"], campaign["to"]) == ("2023-09-09", "2023-10-08")
+    assert [(r["day"], r["net_fen"]) for r in campaign["rows"]] == [
+        ("2023-09-09", 700),
+        ("2023-10-08", 300),
+    ]
+    named = (await client.get("/v1/rollups?campaign=2023&from=2023-09-08", headers=viewer)).json()
+    assert (named["from"], named["to"], named["totals"]["net_fen"]) == (
+        "2023-09-08",
+        "2023-10-08",
+        1005,
+    )
+    unknown = await client.get("/v1/rollups?campaign=1999", headers=viewer)
+    assert (unknown.status_code, unknown.json()["error"]["code"]) == (404, "unknown_campaign")
+
+    sheet = await client.get("/v1/rollups?dims=day&format=xlsx", headers=viewer)
+    assert sheet.headers["content-type"] == (
+        "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+    )
+    rows = list(openpyxl.load_workbook(io.BytesIO(sheet.content)).active.values)
+    assert rows[0][:2] == ("day", "txn_count") and rows[0][-2:] == ("net_fen", "payer_count")
+    assert [(r[0], r[-2]) for r in rows[1:]] == [
+        ("2023-09-09", 700),
+        ("2023-10-08", 300),
+        ("total", 1000),
+    ]

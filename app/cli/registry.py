@@ -1,25 +1,31 @@
-"""`payfeed registry import --kind K FILE`."""
+"""`payfeed registry import --kind K FILE` and `payfeed registry list --kind K`."""
 
+import csv
+import sys
 from pathlib import Path
 
 import typer
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from app.cli.common import in_transaction
+from app.cli.common import fail, in_range, in_transaction
+from app.cli.table import print_table
+from app.paging import DEFAULT_PAGE, MAX_PAGE
 from campaign.registry import REGISTRATIONS, parse_rows, register
+from campaign.registry_listing import LISTINGS, list_registry, shown_columns
 from store.principal import COMMAND_LINE
+from store.scope import NATIONAL
 
 cli = typer.Typer(help="The campaign registry.", no_args_is_help=True)
 
 
 @cli.command("import")
 def import_(
-    file: Path = typer.Argument(..., exists=True, dir_okay=False),
-    kind: str = typer.Option(..., help=", ".join(REGISTRATIONS)),
+    file: Path = typer.Argument(..., exists=True, dir_okay=False, help="a .csv or .json file"),
+    kind: str = typer.Option(..., help=f"what the file holds: {', '.join(REGISTRATIONS)}"),
 ) -> None:
     """Import a CSV or JSON file, all or nothing, with the campaign rules enforced."""
     if kind not in REGISTRATIONS:
-        raise typer.BadParameter(f"kind is one of {', '.join(REGISTRATIONS)}")
+        fail(f"--kind is one of {', '.join(REGISTRATIONS)}")
     model, _ = REGISTRATIONS[kind]
     media = "application/json" if file.suffix.lower() == ".json" else "text/csv"
 
@@ -29,3 +35,32 @@ def import_(
         return await register(conn, kind, rows, COMMAND_LINE)
 
     typer.echo(f"registered {in_transaction(work)} {kind}")
+
+
+@cli.command("list")
+def list_(
+    kind: str = typer.Option(..., help=f"what to list: {', '.join(LISTINGS)}"),
+    campaign: str | None = typer.Option(None, help="only this campaign's rows"),
+    province: str | None = typer.Option(None, help="only this province (2-digit prefix)"),
+    city: str | None = typer.Option(None, help="only this city (a county code means its city)"),
+    limit: int = typer.Option(DEFAULT_PAGE, help="at most this many rows"),
+    csv_out: bool = typer.Option(False, "--csv", help="CSV on stdout instead of a table"),
+) -> None:
+    """List registered rows in key order, as a table with a header (or CSV)."""
+    in_range(limit, "--limit", 1, MAX_PAGE)
+    if kind not in LISTINGS:
+        fail(f"--kind is one of {', '.join(LISTINGS)}")
+    given = {"campaign": campaign, "province": province, "city": city}
+    asked = {k: v for k, v in given.items() if v is not None}
+    unsupported = [k for k in asked if k != "province" and k not in LISTINGS[kind].filters]
+    if unsupported:
+        fail(f"{kind} are not filtered by --{', --'.join(unsupported)}")
+    rows, more = in_transaction(lambda conn: list_registry(conn, kind, NATIONAL, asked, limit))
+    header = shown_columns(kind)
+    if csv_out:
+        writer = csv.DictWriter(sys.stdout, header, lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(rows)
+    else:
+        print_table(header, rows)
+    typer.echo(f"{len(rows)} {kind}{' (more: raise --limit)' if more else ''}", err=True)
