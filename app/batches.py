@@ -129,9 +129,18 @@ async def push_batch(
         str, Header(pattern=BATCH_ID_PATTERN, description="letters, digits and . _ : -")
     ],
     format: Annotated[str, Query(examples=["standard"])] = "standard",
+    settle_date: Annotated[
+        str | None,
+        Query(
+            examples=["2023-09-10"],
+            description="`format=unionpay`: the settlement day of the ZM file, YYYY-MM-DD "
+            "(it gives the file's times their year)",
+        ),
+    ] = None,
 ) -> Any:
     if format not in FORMATS:
         raise BadRequest("unknown_format", f"unknown format {format!r}")
+    # `settle_date` reaches the adapter with the other query parameters.
     options = read_options(request.headers.get("content-type", ""), dict(request.query_params))
     options = replace(options, max_unpacked=settings.max_unpacked_bytes)
     # The body is read and parsed before a connection is taken: a slow sender
