@@ -12,6 +12,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, FromClause, func, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from campaign.figures import check_filters
 from schemas.regions import CITIES, resolve_city
 from store.scope import Scope
 from store.tables import activities, campaign_cities, enterprises, merchant_accounts, policies
@@ -80,6 +81,17 @@ LISTINGS: dict[str, Listing] = {
 """Registry kinds by their public name, as in `POST /v1/registry/{kind}`."""
 
 
+async def _check_in_scope(conn: AsyncConnection, scope: Scope, filters: dict[str, str]) -> None:
+    """403 `out_of_scope` for a filter naming a region outside the scope, as for
+    every other read: the answer is not silently empty."""
+    named = {k: v for k, v in filters.items() if k in ("province", "city")}
+    if "uscc" in filters:
+        named["enterprise"] = filters["uscc"]
+    await check_filters(conn, scope, named)
+    if "unit" in filters and not scope.covers_unit(filters["unit"]):
+        raise scope.refusal("the unit filter")
+
+
 def _value(name: str, value: str) -> str:
     """A county code asked for as a city means its city, as everywhere."""
     if name == "city" and (found := resolve_city(value)) is not None:
@@ -98,6 +110,7 @@ async def list_registry(
     """Up to `limit` rows of `kind` after the key `after`, in the scope and equal
     to `filters`; and whether more follow."""
     listing = LISTINGS[kind]
+    await _check_in_scope(conn, scope, filters)
     region = listing.columns[listing.region]
     query = select(*(c.label(n) for n, c in listing.columns.items())).select_from(listing.source)
     query = query.where(*scope.where(region))

@@ -228,7 +228,9 @@ class PublicationHeader(BaseModel):
 
 
 class SubmissionIn(PlainTextModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(
+        extra="forbid", json_schema_extra={"examples": [{"note": "浙江省活动成效第一次报送"}]}
+    )
 
     note: str = Field(default="", max_length=2000)
 

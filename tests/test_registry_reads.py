@@ -77,8 +77,10 @@ async def test_a_regional_token_reads_its_region_only(
     assert {p["unit"][:2] for p in policies["items"]} == {"33"}
     accounts = (await client.get("/v1/registry/merchant-accounts", headers=zhejiang)).json()
     assert {a["city"][:2] for a in accounts["items"]} == {"33"}
-    elsewhere = (await client.get("/v1/registry/enterprises?province=44", headers=zhejiang)).json()
-    assert elsewhere["items"] == []
+    elsewhere = await client.get("/v1/registry/enterprises?province=44", headers=zhejiang)
+    assert (elsewhere.status_code, elsewhere.json()["error"]["code"]) == (403, "out_of_scope")
+    policy = await client.get("/v1/registry/policies?unit=440100", headers=zhejiang)
+    assert policy.status_code == 403
     cmb = await provider_token("cmb")
     assert (await client.get("/v1/registry/cities", headers=cmb)).status_code == 403
 
