@@ -33,8 +33,16 @@ from store.principal import COMMAND_LINE
 from store.tables import metadata
 from tests.two_provinces import TwoProvinces, seed
 
-NATIONAL_BY_CONTRACT = ("/", "/v1/public/summary", "/v1/campaigns/{code}/publications")
-"""SPEC 9: public routes and publications stay national (and their sub-paths)."""
+NATIONAL_BY_CONTRACT = (
+    "/",
+    "/v1/public/summary",
+    "/v1/campaigns/{code}/publications",
+    "/openapi.json",
+    "/docs",
+    "/redoc",
+)
+"""SPEC 9: public routes and publications stay national (and their sub-paths); the
+API's description and its pages hold examples (city codes among them), no data."""
 NATIONAL_TABLES = {"campaigns", "publications"}
 """Tables no regional write may change."""
 UNCOMPARED = {"tokens", "data_version"}
