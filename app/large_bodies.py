@@ -23,8 +23,9 @@ class Busy(PayfeedError):
 
 
 class LargeBodyGate:
-    def __init__(self, slots: int) -> None:
+    def __init__(self, slots: int, wait_seconds: float = WAIT_SECONDS) -> None:
         self._slots = asyncio.Semaphore(slots)
+        self._wait_seconds = wait_seconds
 
     @asynccontextmanager
     async def passage(self, body: bytes) -> AsyncIterator[None]:
@@ -33,7 +34,7 @@ class LargeBodyGate:
             yield
             return
         try:
-            await asyncio.wait_for(self._slots.acquire(), WAIT_SECONDS)
+            await asyncio.wait_for(self._slots.acquire(), self._wait_seconds)
         except TimeoutError:
             raise Busy("busy", "too many large bodies are being read; retry shortly") from None
         try:

@@ -20,7 +20,7 @@ from ingest.adapters import RawBatch, ReadOptions, adapter_for
 from ingest.pipeline import Pipeline, Source
 from ingest.writer import WriteResult
 from schemas.text import control_character_in
-from store.errors import Conflict, TooLarge
+from store.errors import Conflict, PayfeedError, TooLarge
 from store.tables import batches
 
 MAX_ERRORS = 1000
@@ -70,7 +70,12 @@ class ReadBatch:
 def read_batch(fmt: str, body: bytes, options: ReadOptions, max_records: int) -> ReadBatch:
     """The body through its adapter (CPU only: run it in a thread); 413 over
     `max_records` records."""
-    raw = adapter_for(fmt)(body, replace(options, max_records=max_records))
+    try:
+        raw = adapter_for(fmt)(body, replace(options, max_records=max_records))
+    except PayfeedError as exc:
+        # Without the adapter's frames: they hold the unpacked body, which a
+        # traceback caught in a reference cycle would keep until a full collection.
+        raise exc.with_traceback(None) from None
     if raw.received > max_records:
         raise TooLarge(
             "too_many_records", f"batch has {raw.received} records; the limit is {max_records}"

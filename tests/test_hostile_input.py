@@ -9,6 +9,7 @@ tried with them.
 import asyncio
 import base64
 import csv
+import gzip
 import io
 import logging
 import re
@@ -25,6 +26,7 @@ from fastapi.routing import APIRoute, iter_route_contexts
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from app.large_bodies import LargeBodyGate
 from app.main import create_app
 from campaign.report_files import report_csv, report_xlsx
 from ingest.adapters import ReadOptions
@@ -425,6 +427,34 @@ async def test_a_csv_registration_with_stray_line_breaks_is_read_not_a_500(
         "/v1/campaigns/0", content=body, headers={**admin, "Content-Type": "text/csv"}
     )
     assert_error(response, 422, "invalid_registration")
+
+
+async def test_large_bodies_beyond_the_gate_wait_then_get_503(
+    engine: AsyncEngine, settings: Settings, provider_token: Any
+) -> None:
+    cmb = await provider_token("cmb")
+    app = app_on(engine, settings)
+    gate = app.state.large_bodies = LargeBodyGate(1, wait_seconds=0.2)
+    packed = gzip.compress(b"{}")  # compressed: large until unpacked
+    headers = {**cmb, "Content-Type": "application/gzip"}
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://payfeed") as client:
+        async with gate.passage(packed):  # another large body is being read
+            busy = await client.post(
+                "/v1/batches?format=wechatpay",
+                content=packed,
+                headers={**headers, "X-Batch-Id": "g1"},
+            )
+            small = await push(client, cmb, "g2", [])
+        after = await client.post(
+            "/v1/batches?format=wechatpay",
+            content=packed,
+            headers={**headers, "X-Batch-Id": "g3"},
+        )
+    assert_error(busy, 503, "busy")
+    assert busy.headers["retry-after"] == "5"
+    assert small.status_code == 200, small.text
+    assert_error(after, 400, "missing_columns")  # read once the gate is free
 
 
 # --- the public page ----------------------------------------------------------------
