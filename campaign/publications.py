@@ -24,14 +24,14 @@ from zoneinfo import ZoneInfo
 
 import orjson
 from sqlalchemy import func, select, text
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from campaign.campaigns import campaign_row, uplift
 from campaign.reports import FIELDS, SALES_MEASURES, campaign_figures, report_of
 from schemas.records import LOCAL_TIME_ZONE
 from store.audit import record_change
-from store.errors import BadRequest, Conflict, NotFound
+from store.errors import BadRequest, Conflict, NotFound, PayfeedError
 from store.principal import SCHEDULE, Principal
 from store.tables import campaign_cities, campaigns, publications
 
@@ -227,7 +227,23 @@ async def publish_consistently(
                 raise _final_exists(campaign) from exc
             if "pk_publications" not in str(exc) or attempt == NUMBER_RETRIES - 1:
                 raise
+        except DBAPIError as exc:
+            # A batch committed meanwhile what this snapshot also writes (the data
+            # version): REPEATABLE READ asks for the whole transaction again.
+            if getattr(exc.orig, "sqlstate", None) != SERIALIZATION_FAILURE:
+                raise
+            if attempt == NUMBER_RETRIES - 1:
+                raise DatabaseBusy(
+                    "busy", "the figures kept changing while publishing; retry shortly"
+                ) from exc
     raise AssertionError("unreachable")
+
+
+SERIALIZATION_FAILURE = "40001"
+
+
+class DatabaseBusy(PayfeedError):
+    status = 503
 
 
 def _final_exists(campaign: str) -> Conflict:
