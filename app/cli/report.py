@@ -31,7 +31,10 @@ class Format(StrEnum):
 
 
 cli = typer.Typer(
-    help="The campaign report; provinces' submissions (报送).", invoke_without_command=True
+    help="Without a command: the campaign report per province or city, with the total row "
+    "(the figures of GET /v1/reports/{campaign}). `submit` and `verify-submissions`: the "
+    "provinces' submissions (报送).",
+    invoke_without_command=True,
 )
 
 
