@@ -11,19 +11,22 @@ from sqlalchemy.exc import SQLAlchemyError
 from app.deps import engine_of
 from ingest.metrics import DB_POOL_CONNECTIONS, QUARANTINE_RECORDS
 from ingest.quarantine import quarantine_sizes
+from schemas.api import Alive, Readiness
 from store.migrate import is_migrated
 
 router = APIRouter(tags=["health"])
 log = logging.getLogger(__name__)
 
 
-@router.get("/healthz", summary="The process is alive")
+@router.get("/healthz", response_model=Alive, summary="The process is alive")
 async def healthz() -> Any:
     return {"status": "ok"}
 
 
 @router.get(
     "/readyz",
+    response_model=Readiness,
+    responses={503: {"model": Readiness, "description": "Not ready: which check failed"}},
     summary="The database is reachable and migrated (and the consumer consuming, if any)",
     description="With a consumer, `consumer` says how many times it set messages aside "
     "(quarantined and dead-lettered: a poll that could not be stored, a batch that could not "

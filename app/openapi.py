@@ -49,9 +49,10 @@ def _complete(path: str, operation: dict[str, Any]) -> None:
         statuses.add(503)
     for status in sorted(statuses | {int(s) for s in responses if int(s) >= 400}):
         described = responses.setdefault(str(status), {"description": MEANINGS[status]})
-        described["content"] = {
-            "application/json": {"schema": {"$ref": "#/components/schemas/ErrorAnswer"}}
-        }
+        described.setdefault(  # a route's own body for the status (/readyz's 503) stays
+            "content",
+            {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorAnswer"}}},
+        )
 
 
 def install(app: FastAPI) -> None:

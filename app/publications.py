@@ -13,7 +13,7 @@ from campaign.publications import (
     publish_consistently,
     read_publication,
 )
-from schemas.api import PublicationHeader, PublicationIn
+from schemas.api import Publication, PublicationDiff, PublicationHeader, PublicationIn
 from schemas.text import MAX_INTEGER
 
 PublicationNumber = Annotated[int, Path(ge=1, le=MAX_INTEGER)]
@@ -24,6 +24,7 @@ router = APIRouter(prefix="/v1/campaigns/{code}/publications", tags=["publicatio
 @router.post(
     "",
     status_code=201,
+    response_model=Publication,
     responses=errors(404, 409),
     summary="Publish the campaign report as the next numbered, immutable publication",
     description="Reads every figure at one snapshot. 409 `final_exists` when `final` is "
@@ -50,6 +51,7 @@ async def publication_list(code: str, conn: Conn, who: Viewer) -> Any:
 @router.get(
     "/{number}",
     summary="One publication: JSON, or its report as CSV or XLSX",
+    response_model=Publication,
     responses={**FILE_RESPONSES, **errors(404)},
 )
 async def publication(
@@ -70,6 +72,7 @@ async def publication(
     "/{number}/diff/{other}",
     summary="What publication `other` changed against `number`",
     description="Per unit and measure where they differ: old, new and change.",
+    response_model=PublicationDiff,
     responses=errors(404),
 )
 async def publication_diff(

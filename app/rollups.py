@@ -22,6 +22,7 @@ from campaign.figures import (
     query_rollups_with_totals,
     total_of,
 )
+from schemas.api import RollupsAnswer
 from schemas.regions import resolve_city
 from schemas.text import Day, control_character_in
 from store.errors import BadRequest
@@ -79,6 +80,7 @@ def decode_cursor(cursor: str, dims: Sequence[str]) -> list[Any]:
 
 @router.get(
     "",
+    response_model=RollupsAnswer,
     summary="Measures grouped by dims",
     description="Always equal to a recount of the stored records once a batch is answered. "
     "`from`/`to` are inclusive Asia/Shanghai days, by default the window of `campaign` "

@@ -13,7 +13,7 @@ from campaign.submissions import (
     submit,
     submitting_province,
 )
-from schemas.api import SubmissionIn
+from schemas.api import Submission, SubmissionEntry, SubmissionIn
 from schemas.text import MAX_INTEGER
 
 router = APIRouter(prefix="/v1/reports/{campaign}/submissions", tags=["submissions"])
@@ -25,6 +25,7 @@ Province = Annotated[str, Path(pattern=r"^[0-9]{2}$", examples=["33"])]
 @router.post(
     "",
     status_code=201,
+    response_model=Submission,
     summary="Submit the province's report (provincial admin)",
     description="Stores an immutable snapshot of the province's report at city level (its "
     "cities and their total), numbered per province and campaign, with the SHA-256 of its "
@@ -41,6 +42,7 @@ async def create_submission(
 
 @router.get(
     "",
+    response_model=list[SubmissionEntry],
     summary="Submissions: every province's latest (national), or the province's own",
     description="National tokens: per province taking part, its latest submission or "
     "`submitted: false`. A province token: every submission of its own. Each with its "
@@ -51,7 +53,11 @@ async def submission_list(campaign: str, conn: Conn, who: Viewer) -> list[dict[s
     return await list_submissions(conn, campaign, who.scope)
 
 
-@router.get("/{province}/{number}", summary="One submission as stored, with its checksum")
+@router.get(
+    "/{province}/{number}",
+    response_model=Submission,
+    summary="One submission as stored, with its checksum",
+)
 async def submission(
     campaign: str, province: Province, number: SubmissionNumber, conn: Conn, who: Viewer
 ) -> dict[str, Any]:

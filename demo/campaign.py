@@ -56,7 +56,7 @@ def _uscc(n: int) -> str:
     return first17 + uscc_check_char(first17)
 
 
-def _enterprises() -> list[dict[str, Any]]:
+def demo_shops() -> list[dict[str, Any]]:
     shops = []
     for c, city in enumerate(DEMO_CITIES):
         for s, (kind, category, mcc, label) in enumerate(SHOPS):
@@ -161,7 +161,7 @@ async def load_demo(
     async with engine.begin() as conn:
         if (await conn.execute(select(func.count()).select_from(enterprises))).scalar_one():
             return "the database is not empty: demo not loaded"
-        shops = _enterprises()
+        shops = demo_shops()
         await register_cities(conn, [CityIn(city=city) for city in DEMO_CITIES])
         await register_enterprises(
             conn,

@@ -317,3 +317,106 @@ class PolicyRow(BaseModel):
     unit: str = Field(description="a province prefix (2 digits) or a city code")
     title: str
     issued_on: date
+
+
+class Alive(BaseModel):
+    status: str = Field(examples=["ok"])
+
+
+class ConsumerState(BaseModel):
+    failures: int = Field(description="times messages were set aside (quarantined, dead-lettered)")
+    last_failure: str | None
+
+
+class Readiness(BaseModel):
+    ready: bool
+    checks: dict[str, bool] = Field(examples=[{"database": True, "migrated": True}])
+    consumer: ConsumerState | None = Field(default=None, description="with a consumer only")
+
+
+class RollupsAnswer(BaseModel):
+    model_config = ConfigDict(populate_by_name=True)
+
+    dims: list[str] = Field(examples=[["day", "city"]])
+    first_day: date = Field(alias="from")
+    last_day: date = Field(alias="to")
+    rows: list[dict[str, Any]] = Field(description="the dims' values and the measures, per row")
+    totals: Measures = Field(description="over every row (every page)")
+    next_cursor: str | None = Field(
+        default=None, description="with `limit`: pass as `cursor` for the next page"
+    )
+
+
+class DailyNet(BaseModel):
+    day: date
+    net_fen: int
+
+
+class Publication(BaseModel):
+    """A publication as stored: its header, the figures at the snapshot, and the
+    checksum over them."""
+
+    model_config = ConfigDict(extra="allow")
+
+    campaign: str
+    number: int
+    published_at: str = Field(description="RFC 3339, as stored (the checksum covers it)")
+    published_by: str
+    note: str
+    final: bool
+    first_day: date
+    last_day: date
+    days: CoveredDays
+    records: int
+    measures: PublicMeasures
+    reports: dict[str, Report] = Field(description="by level: `province` and `city`")
+    daily: list[DailyNet]
+    baseline_daily_net_fen: int
+    sha256: str
+
+
+class PublicationChange(BaseModel):
+    level: str = Field(examples=["province"])
+    unit: str
+    name: str
+    measure: str = Field(examples=["net_fen"])
+    old: int | float | None
+    new: int | float | None
+    change: int | float | None
+
+
+class PublicationDiff(BaseModel):
+    model_config = ConfigDict(populate_by_name=True)
+
+    campaign: str
+    old: int = Field(alias="from", description="the publication compared against")
+    new: int = Field(alias="to")
+    changes: list[PublicationChange]
+
+
+class Submission(BaseModel):
+    """A province's submission as stored, with the checksum over it."""
+
+    model_config = ConfigDict(extra="allow")
+
+    campaign: str
+    province: str = Field(examples=["33"])
+    number: int
+    submitted_at: str = Field(description="RFC 3339, as stored (the checksum covers it)")
+    submitted_by: str
+    note: str
+    late: bool = Field(description="submitted after the campaign's `report_due` day")
+    report: Report = Field(description="the province's report at city level")
+    sha256: str
+
+
+class SubmissionEntry(BaseModel):
+    """A province in the list of submissions: `submitted: false`, or its latest
+    (or each) submission's header fields, `sha256`, `total` (a report row) and
+    `compared_with_live` (the measures, per city and total, that differ now)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    province: str = Field(examples=["33"])
+    name: str
+    submitted: bool

@@ -16,6 +16,7 @@ from app.cli import (
 )
 
 cli = typer.Typer(
+    rich_markup_mode="markdown",
     help="payfeed: payment feeds of the 百城万企促消费 campaign.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,

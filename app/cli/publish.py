@@ -7,7 +7,11 @@ from app.cli.common import in_transaction, with_engine
 from campaign.publications import list_publications, publish_consistently, verify_publications
 from store.principal import COMMAND_LINE
 
-cli = typer.Typer(help="Publications: list them, or prove their checksums.", no_args_is_help=True)
+cli = typer.Typer(
+    rich_markup_mode="markdown",
+    help="Publications: list them, or prove their checksums.",
+    no_args_is_help=True,
+)
 
 
 def attach(root: typer.Typer) -> None:

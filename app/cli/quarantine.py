@@ -10,7 +10,9 @@ from ingest.quarantine import discard_quarantine, list_quarantine, replay_quaran
 from store.principal import COMMAND_LINE
 from store.settings import get_settings
 
-cli = typer.Typer(help="Held records: list, replay, discard.", no_args_is_help=True)
+cli = typer.Typer(
+    rich_markup_mode="markdown", help="Held records: list, replay, discard.", no_args_is_help=True
+)
 
 Code = typer.Option(None, "--code", help="unknown_merchant or conflict")
 ProviderOpt = typer.Option(None, "--provider", help="the provider the records came from")

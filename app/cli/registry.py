@@ -15,7 +15,7 @@ from campaign.registry_listing import LISTINGS, list_registry, shown_columns
 from store.principal import COMMAND_LINE
 from store.scope import NATIONAL
 
-cli = typer.Typer(help="The campaign registry.", no_args_is_help=True)
+cli = typer.Typer(rich_markup_mode="markdown", help="The campaign registry.", no_args_is_help=True)
 
 
 @cli.command("import")

@@ -31,6 +31,7 @@ class Format(StrEnum):
 
 
 cli = typer.Typer(
+    rich_markup_mode="markdown",
     help="Without a command: the campaign report per province or city, with the total row "
     "(the figures of GET /v1/reports/{campaign}). `submit` and `verify-submissions`: the "
     "provinces' submissions (报送).",

@@ -12,7 +12,9 @@ from store.audit import record_change
 from store.principal import COMMAND_LINE
 
 cli = typer.Typer(
-    help="Rollups: prove them against the records, or rebuild them.", no_args_is_help=True
+    rich_markup_mode="markdown",
+    help="Rollups: prove them against the records, or rebuild them.",
+    no_args_is_help=True,
 )
 
 EARLIEST = FIRST_DAY

@@ -80,8 +80,8 @@ def log_lines(settings: Settings) -> list[str]:
 
 
 def serve(
-    host: str = "127.0.0.1",
-    port: int = 8000,
+    host: str = typer.Option("127.0.0.1", help="the address to listen on (0.0.0.0: every one)"),
+    port: int = typer.Option(8000, help="the TCP port to listen on"),
     demo: bool = typer.Option(False, help="load the demo campaign into an empty database"),
     with_consumer: bool = typer.Option(False, help="also consume the Kafka topic"),
     workers: int = typer.Option(

@@ -10,7 +10,11 @@ from schemas.records import Role
 from store.scope import Scope, parse_region
 from store.tokens import create_token, list_tokens, parse_expiry, revoke_token
 
-cli = typer.Typer(help="API tokens (stored hashed; shown once).", no_args_is_help=True)
+cli = typer.Typer(
+    rich_markup_mode="markdown",
+    help="API tokens (stored hashed; shown once).",
+    no_args_is_help=True,
+)
 
 
 @cli.command()
@@ -66,7 +70,7 @@ def list_() -> None:
 
 
 @cli.command()
-def revoke(token_id: int) -> None:
+def revoke(token_id: int = typer.Argument(..., help="the token's id, from `tokens list`")) -> None:
     """Revoke a token by its id (from `tokens list`)."""
     in_transaction(lambda conn: revoke_token(conn, token_id))
     typer.echo(f"token {token_id} revoked")
