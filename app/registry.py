@@ -58,6 +58,10 @@ def _register_route(kind: str) -> None:
         rows = parse_rows(model, await request.body(), media_type(request))
         return {"registered": await register(conn, kind, rows, who)}
 
+    example = REGISTRATION_EXAMPLES.get(kind)
+    json_example = {"example": example[0]} if example else {}
+    csv_example = {"example": example[1]} if example else {}
+
     router.add_api_route(
         f"/{kind}",
         endpoint,
@@ -73,14 +77,8 @@ def _register_route(kind: str) -> None:
             "requestBody": {
                 "required": True,
                 "content": {
-                    "application/json": {
-                        "schema": model.model_json_schema(),
-                        "example": REGISTRATION_EXAMPLES[kind][0],
-                    },
-                    "text/csv": {
-                        "schema": {"type": "string"},
-                        "example": REGISTRATION_EXAMPLES[kind][1],
-                    },
+                    "application/json": {"schema": model.model_json_schema(), **json_example},
+                    "text/csv": {"schema": {"type": "string"}, **csv_example},
                 },
             }
         },
@@ -124,7 +122,8 @@ REGISTRATION_EXAMPLES: dict[str, tuple[Any, str]] = {
         "unit,title,issued_on\n33,浙江省促消费十条,2023-09-01\n",
     ),
 }
-assert REGISTRATION_EXAMPLES.keys() == REGISTRATIONS.keys()
+"""A body for each kind of registration, as JSON and as CSV, shown in the API docs
+(a kind without one shows none, which the docs test names)."""
 
 
 def _list_route(kind: str) -> None:
