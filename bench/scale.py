@@ -311,21 +311,39 @@ def main() -> None:
         p50, p99_public = percentiles(public)
         print(f"public summary: p50/p99 {p50 * 1000:.1f}/{p99_public * 1000:.1f} ms")
 
-        async def sizes() -> tuple[int, int, list[Any]]:
+        async def sizes() -> tuple[int, int, list[Any], list[Any]]:
             conn = await asyncpg.connect(dsn)
             try:
                 stored = await conn.fetchval("SELECT count(*) FROM records")
                 size = await conn.fetchval("SELECT pg_database_size(current_database())")
                 tables = await conn.fetch(
-                    "SELECT relname, pg_total_relation_size(relid) AS bytes "
-                    "FROM pg_statio_user_tables ORDER BY 2 DESC LIMIT 8"
+                    "SELECT relname, pg_table_size(relid) AS heap, "
+                    "pg_indexes_size(relid) AS indexes FROM pg_stat_user_tables "
+                    "ORDER BY pg_total_relation_size(relid) DESC LIMIT 8"
                 )
-                return int(stored), int(size), list(tables)
+                updates = await conn.fetch(
+                    "SELECT relname, n_tup_upd, n_tup_hot_upd, n_dead_tup, autovacuum_count "
+                    "FROM pg_stat_user_tables WHERE n_tup_upd > 0 ORDER BY n_tup_upd DESC"
+                )
+                return int(stored), int(size), list(tables), list(updates)
             finally:
                 await conn.close()
 
-        stored, size, tables = asyncio.run(sizes())
-        print("largest: " + ", ".join(f"{t['relname']} {t['bytes'] / 1e6:.0f} MB" for t in tables))
+        stored, size, tables, updates = asyncio.run(sizes())
+        print(
+            "largest (heap+indexes): "
+            + ", ".join(
+                f"{t['relname']} {t['heap'] / 1e6:.0f}+{t['indexes'] / 1e6:.0f} MB" for t in tables
+            )
+        )
+        print(
+            "updates (HOT share, dead rows, autovacuums): "
+            + ", ".join(
+                f"{u['relname']} {u['n_tup_upd']} ({u['n_tup_hot_upd'] / u['n_tup_upd']:.0%}, "
+                f"{u['n_dead_tup']}, {u['autovacuum_count']})"
+                for u in updates
+            )
+        )
     print(f"whole run {time.perf_counter() - started_all:.0f} s")
     print(
         f"scale order={args.order} stored={stored} ratio={rates[-1] / rates[0]:.2f} "
