@@ -38,9 +38,10 @@ RELATIVE_STANDARD_ERROR = 1.04 / (1 << LG_K) ** 0.5
 
 PAYER_COUNT_LAG_SECONDS = 30
 """How far `payer_count` may lag the exact measures: a batch's payers are merged
-into the sketches by the compactor (`ingest.payers`) every 5 seconds, and a merge
-of everything queued took at most MEASURED s in bench/scale.py at 10,000
-enterprises."""
+into the sketches by the compactor (`ingest.payers`) every 5 seconds; in
+bench/scale.py (10,000 enterprises, 1,000,000 records, a shared 2-core machine)
+the oldest queued batch was at most 9.7 s old in time order and 26.8 s when
+every batch spread over 20 days and all enterprises."""
 
 PAYER_TABLES: dict[Table, Table] = {
     rollup_city_day: rollup_city_day_payers,
