@@ -221,3 +221,28 @@ async def test_a_listing_by_enterprise_streams_as_csv_and_bad_cursors_are_400(
         )
         assert bad.status_code == 400
         assert bad.json()["error"]["code"] == "bad_cursor"
+
+
+async def test_a_publication_at_repeatable_read_is_not_refused_for_a_concurrent_batch(
+    engine: AsyncEngine,
+) -> None:
+    """Publishing reads one snapshot (REPEATABLE READ); a batch that commits
+    meanwhile bumps the data version, which the publication must not bump too."""
+    async with engine.connect() as publishing:
+        await publishing.execution_options(isolation_level="REPEATABLE READ")
+        async with publishing.begin():
+            await publishing.execute(text("SELECT count(*) FROM data_version"))
+            async with engine.begin() as batch:
+                await batch.execute(
+                    text(
+                        "INSERT INTO data_version SELECT slot, 1 FROM generate_series(0, 63) slot "
+                        "ON CONFLICT (slot) DO UPDATE SET version = data_version.version + 1"
+                    )
+                )
+            await publishing.execute(
+                text(
+                    "INSERT INTO publications (campaign, number, published_at, published_by, "
+                    "note, final, sha256, body) VALUES ('2023', 1, now(), 'test', '', false, "
+                    "'', '{}')"
+                )
+            )
