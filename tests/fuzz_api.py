@@ -10,6 +10,7 @@ own counts; exits non-zero when any 5xx was found.
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 import tempfile
@@ -18,6 +19,7 @@ from pathlib import Path
 from tests.served import payfeed_serve
 
 SCHEMATHESIS = [sys.executable, "-m", "schemathesis.cli"]
+ROOT = str(Path(__file__).resolve().parent.parent)
 
 
 def _is_error(line: str) -> bool:
@@ -64,6 +66,7 @@ def main() -> int:
                 ],
                 check=False,
                 cwd=home,  # schemathesis keeps its cache in the working directory
+                env={**os.environ, "SCHEMATHESIS_HOOKS": "tests.fuzz_hooks", "PYTHONPATH": ROOT},
             )
             failed |= done.returncode
         log = Path(home) / "serve.log"

@@ -2,6 +2,7 @@
 unpacked limit and over it within a bounded peak memory (psutil), and slow
 uploads that leave the pool to everyone else. A few seconds each."""
 
+import functools
 import gzip
 import io
 import socket
@@ -42,6 +43,7 @@ def served(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Itera
         yield server
 
 
+@functools.cache
 def gzip_of(size: int) -> bytes:
     out = io.BytesIO()
     with gzip.GzipFile(fileobj=out, mode="wb", compresslevel=9) as packed:
@@ -52,6 +54,7 @@ def gzip_of(size: int) -> bytes:
     return out.getvalue()
 
 
+@functools.cache
 def zip_of(name: str, size: int) -> bytes:
     out = io.BytesIO()
     with (
