@@ -65,9 +65,9 @@ class AnswerCache:
             self.entries.popitem(last=False)
 
 
-def etag_of(version: int, request: Request, who: Principal | None) -> str:
+def etag_of(version: int, request: Request, who: Principal | None, vary: str = "") -> str:
     scope = replace(who, token_id=0) if who is not None else None
-    asked = repr((request.url.path, sorted(request.query_params.multi_items()), scope))
+    asked = repr((request.url.path, sorted(request.query_params.multi_items()), scope, vary))
     return f'"{version}-{hashlib.sha256(asked.encode()).hexdigest()[:32]}"'
 
 
@@ -83,12 +83,15 @@ async def answer(
     conn: AsyncConnection,
     who: Principal | None,
     render: Callable[[], Awaitable[Rendered]],
+    vary: str = "",
 ) -> Response:
     """`render`'s answer for the current data version: `304` when the caller has
     it, from the cache when this process has it, else rendered (reading through
-    `conn`, in the same snapshot as the version) and kept."""
+    `conn`, in the same snapshot as the version) and kept. `vary` is what else the
+    answer depends on (the feeds' coverage moves with the clock as days fall due:
+    `campaign.coverage.coverage_clock`)."""
     current = await current_version(conn)
-    etag = etag_of(current.version, request, who)
+    etag = etag_of(current.version, request, who, vary)
     headers = {"ETag": etag, "Cache-Control": "private, no-cache"}
     if current.as_of is not None:
         headers[AS_OF_HEADER] = current.as_of.isoformat()

@@ -1,5 +1,6 @@
 """`PUT /v1/campaigns/{code}` and `GET /v1/campaigns/{code}/summary`."""
 
+from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query, Request
@@ -10,12 +11,15 @@ from app.files import csv_response
 from app.openapi import errors
 from app.registry import media_type
 from campaign.campaigns import campaign_summary, list_campaigns, put_campaign
+from campaign.coverage import coverage_clock
 from campaign.registry import parse_rows
 from schemas.api import Campaign, CampaignSummary
 from schemas.registry import CampaignIn
 from store.errors import RuleViolation
 
 router = APIRouter(prefix="/v1/campaigns", tags=["campaigns"])
+
+JSON = "application/json"
 
 CampaignCode = Annotated[str, Path(pattern=r"^[A-Za-z0-9_-]{1,32}$", examples=["2023"])]
 
@@ -78,11 +82,14 @@ async def put(code: CampaignCode, request: Request, conn: Conn, who: NationalAdm
     "(rounded half away from zero to the fen); `uplift_pct` is it as a percentage of the "
     "scaled baseline (null when that is zero). Carries an `ETag` (answered `304` to a "
     "matching `If-None-Match`) and `X-Data-As-Of`. A regional token's summary covers its "
-    "region's cities.",
+    "region's cities. `coverage`: how complete the providers' feeds of the campaign "
+    "window are, up to today (see `GET /v1/feeds/coverage`).",
 )
 async def summary(request: Request, code: str, conn: ReadConn, who: Viewer) -> Any:
-    async def render() -> Rendered:
-        found = CampaignSummary.model_validate(await campaign_summary(conn, code, who.scope))
-        return Rendered(found.model_dump_json().encode(), "application/json")
+    now = datetime.now(UTC)
 
-    return await answer(request, conn, who, render)
+    async def render() -> Rendered:
+        found = await campaign_summary(conn, code, who.scope, now=now)
+        return Rendered(CampaignSummary.model_validate(found).model_dump_json().encode(), JSON)
+
+    return await answer(request, conn, who, render, vary=await coverage_clock(conn, now))

@@ -63,6 +63,8 @@ th:nth-child(-n+2),td:nth-child(-n+2){text-align:left}
 .scroll{overflow-x:auto}svg{width:100%;height:auto}
 .muted{color:#6b7280;font-size:.8rem}ul{padding-left:18px;margin:4px 0}
 .final{background:#b91c1c;color:#fff;border-radius:4px;padding:0 4px;font-size:.75rem}
+.provisional{background:#fef3c7;color:#92400e;border-radius:6px;padding:8px;margin:0 0 8px}
+.provisional b{background:#d97706;color:#fff;border-radius:4px;padding:0 4px;margin-right:4px}
 """
 
 
@@ -164,6 +166,29 @@ def ranking(rows: list[dict[str, Any]], limit: int | None, unit: str) -> str:
     )
 
 
+def coverage_note(figures: dict[str, Any]) -> str:
+    """How many providers have delivered the window, and a provisional mark while
+    any provider-day of it is missing (figures published before coverage was kept
+    say nothing)."""
+    coverage = figures.get("coverage")
+    if not coverage:
+        return ""
+    note = (
+        f'<p id="coverage" class="muted">数据截至 {coverage["to"]}，'
+        f"{coverage['delivered']}/{coverage['providers']} 家机构已报送</p>"
+    )
+    missing = coverage["missing"]
+    if not missing:
+        return note
+    days = sorted({d["day"] for d in missing})
+    return (
+        f'<p id="provisional" class="provisional"><b>初步数据</b>{len(missing)} 个机构日的数据'
+        f"尚未报送（{escape('、'.join(d[5:] for d in days[:CHANGES_SHOWN]))}"
+        f"{' 等' if len(days) > CHANGES_SHOWN else ''}），相关数据为初步统计，补报后将修订。</p>"
+        + note
+    )
+
+
 def change_text(change: dict[str, Any]) -> str:
     measure = MEASURE_ZH.get(change["measure"], change["measure"])
     if change["change"] is None:
@@ -192,6 +217,9 @@ def publication_list(publications: list[dict[str, Any]]) -> str:
             shown = "；".join(change_text(c) for c in ordered[:CHANGES_SHOWN])
             more = f" 等 {len(changes)} 项" if len(changes) > CHANGES_SHOWN else ""
             revised = f"较第 {p['number'] - 1} 次修订：{shown}{more}"
+            late = sorted({d["day"] for d in p.get("late_arrivals", [])})
+            if late:
+                revised += f"（源于迟报数据：{escape('、'.join(day[5:] for day in late))}）"
         final = ' <span class="final">终报</span>' if p["final"] else ""
         note = f"：{escape(p['note'])}" if p["note"] else ""
         items.append(
@@ -216,7 +244,7 @@ def render_page(data: dict[str, Any]) -> str:
 <title>{escape(title)}</title><style>{STYLE}</style></head>
 <body><header><h1>{escape(title)}</h1><p>{escape(campaign["slogan"])}</p>
 <p id="status">{status}</p></header><main>
-<section><h2>全国总体情况</h2>{kpis(figures)}</section>
+<section><h2>全国总体情况</h2>{coverage_note(figures)}{kpis(figures)}</section>
 <section><h2>每日销售额与基期日均对比</h2>{chart(figures)}</section>
 <section><h2>分省排名</h2>{ranking(figures["reports"]["province"]["rows"], None, "省份")}</section>
 <section><h2>城市排名（前 {TOP_CITIES}）</h2>

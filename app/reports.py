@@ -1,5 +1,6 @@
 """`GET /v1/reports/{campaign}`: the campaign report as JSON, CSV or XLSX."""
 
+from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
@@ -8,6 +9,7 @@ from fastapi.responses import Response
 from app.answers import Rendered, answer
 from app.deps import ReadConn, Viewer
 from app.openapi import errors
+from campaign.coverage import coverage_clock
 from campaign.report_files import CSV_MEDIA_TYPE, XLSX_MEDIA_TYPE, report_csv, report_xlsx
 from campaign.reports import campaign_report
 from schemas.api import Report
@@ -65,10 +67,12 @@ async def report(
     format: Annotated[str, Query(pattern="^(json|csv|xlsx)$")] = "json",
     unit: Annotated[str | None, Query(examples=["33", "330100"])] = None,
 ) -> Any:
+    now = datetime.now(UTC)
+
     async def render() -> Rendered:
-        figures = await campaign_report(conn, campaign, level, who.scope, unit)
+        figures = await campaign_report(conn, campaign, level, who.scope, unit, now=now)
         if format == "json":
             return Rendered(Report.model_validate(figures).model_dump_json().encode(), JSON)
         return rendered_report_file(figures, format, f"report-{campaign}-{level}")
 
-    return await answer(request, conn, who, render)
+    return await answer(request, conn, who, render, vary=await coverage_clock(conn, now))

@@ -1,6 +1,6 @@
 """Campaigns: their windows, and the summary with baseline and uplift."""
 
-from datetime import date
+from datetime import date, datetime
 from fractions import Fraction
 from typing import Any
 
@@ -8,6 +8,7 @@ from sqlalchemy import ScalarSelect, Table, func, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from campaign.coverage import window_coverage
 from campaign.figures import query_rollups, total_of
 from schemas.registry import CampaignIn
 from store.audit import record_change
@@ -97,9 +98,10 @@ def _distinct_count(
 
 
 async def campaign_summary(
-    conn: AsyncConnection, code: str, scope: Scope = NATIONAL
+    conn: AsyncConnection, code: str, scope: Scope = NATIONAL, *, now: datetime
 ) -> dict[str, Any]:
-    """The campaign's totals, baseline and uplift over the cities of `scope`."""
+    """The campaign's totals, baseline and uplift over the cities of `scope`, with
+    the coverage of the feeds behind them (the window up to today)."""
     c = await campaign_row(conn, code)
     nothing = {**total_of([]), "payer_count": 0}
     (current,) = await query_rollups(conn, [], c.first_day, c.last_day, {}, scope) or [nothing]
@@ -133,4 +135,5 @@ async def campaign_summary(
         },
         "uplift_fen": uplift_fen,
         "uplift_pct": uplift_pct(uplift_fen, scaled),
+        "coverage": await window_coverage(conn, c.first_day, c.last_day, now),
     }

@@ -15,6 +15,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from campaign.coverage import late_arrivals
 from campaign.publications import diff_bodies, latest_publication, recent_publications, snapshot
 from campaign.reports import SALES_MEASURES, campaign_figures, report_of
 from schemas.records import LOCAL_TIME_ZONE
@@ -99,7 +100,8 @@ async def public_page_data(
 ) -> dict[str, Any]:
     """What the public page shows: the running campaign, its latest publication's
     figures (else a live snapshot, marked `live`), and its latest publications,
-    newest first, each with what it changed against the one before."""
+    newest first, each with what it changed against the one before and the
+    provider-days that arrived late in between (what the revision is owed to)."""
     code = await running_campaign(conn, now.astimezone(ZoneInfo(LOCAL_TIME_ZONE)).date())
     campaign = (await conn.execute(select(campaigns).where(campaigns.c.code == code))).one()
     recent = await recent_publications(conn, code, revisions + 1)
@@ -107,6 +109,7 @@ async def public_page_data(
         {
             **{k: p[k] for k in ("number", "published_at", "note", "final", "sha256", "days")},
             "changes": diff_bodies(recent[n + 1], p) if n + 1 < len(recent) else None,
+            "late_arrivals": late_arrivals(recent[n + 1], p) if n + 1 < len(recent) else [],
         }
         for n, p in enumerate(recent[:revisions])
     ]

@@ -3,8 +3,10 @@
 A publication holds the report at both levels (province and city rows and the
 total: exactly the figures of `campaign.reports`), the sales measures, net sales
 per day over the campaign against the baseline's daily average, the days it
-covers and the records behind it, who published it, when, a note and whether it
-is the campaign's final one. Its `sha256` is the SHA-256 of the canonical JSON
+covers and the records behind it, the coverage of the feeds behind it (which
+provider-days were missing or suspect when it was made; `provisional` while any
+is missing), who published it, when, a note and whether it is the campaign's
+final one. Its `sha256` is the SHA-256 of the canonical JSON
 of its body (orjson, sorted keys, dates as ISO strings), which holds everything
 but the checksum itself.
 
@@ -28,6 +30,7 @@ from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from campaign.campaigns import campaign_row, uplift
+from campaign.coverage import late_arrivals, window_coverage
 from campaign.reports import FIELDS, SALES_MEASURES, campaign_figures, report_of
 from schemas.records import LOCAL_TIME_ZONE
 from store.audit import record_change
@@ -37,8 +40,8 @@ from store.tables import campaign_cities, campaigns, publications
 
 HEADER = ("campaign", "number", "published_at", "published_by", "note", "final")
 FIGURES = ("records", "measures", "reports", "daily", "baseline_daily_net_fen")
-"""The parts of a body that `publish_if_changed` compares: not the days covered,
-which move every day even when no figure does."""
+"""The parts of a body that `publish_if_changed` compares: not the days covered
+nor the feeds' coverage, which move every day even when no figure does."""
 MEASURES = tuple(f for f in FIELDS if f not in ("unit", "name"))
 NUMBER_RETRIES = 5
 
@@ -105,7 +108,8 @@ async def snapshot(conn: AsyncConnection, code: str, now: datetime) -> dict[str,
     `days` covered run from the first day to today or the campaign's last day
     (local extensions included), whichever is earlier; `daily` has one entry per
     day of that whole window (zero where nothing sold), each city counted in its
-    own window, so the days sum to the report's total net sales."""
+    own window, so the days sum to the report's total net sales. `coverage` is
+    the feeds' completeness over the days covered."""
     figures = await campaign_figures(conn, code)
     c = await campaign_row(conn, code)
     last = await campaign_last_day(conn, code)
@@ -119,6 +123,7 @@ async def snapshot(conn: AsyncConnection, code: str, now: datetime) -> dict[str,
         0, sum(city.baseline_net_fen for city in figures.cities), 1, baseline_days
     )
     records = sales["payment_count"] + sales["refund_count"]
+    coverage = await window_coverage(conn, c.first_day, last, now)
     figures_now: dict[str, Any] = plain(
         {
             "first_day": c.first_day,
@@ -134,7 +139,10 @@ async def snapshot(conn: AsyncConnection, code: str, now: datetime) -> dict[str,
                 **sales,
                 "net_fen": sales["gross_fen"] - sales["refund_fen"],
             },
-            "reports": {level: report_of(figures, level) for level in ("province", "city")},
+            "reports": {
+                level: {**report_of(figures, level), "coverage": coverage}
+                for level in ("province", "city")
+            },
             "daily": [
                 {"day": day, "net_fen": per_day.get(day, 0)}
                 for day in (
@@ -142,6 +150,8 @@ async def snapshot(conn: AsyncConnection, code: str, now: datetime) -> dict[str,
                 )
             ],
             "baseline_daily_net_fen": baseline_daily,
+            "coverage": coverage,
+            "provisional": bool(coverage["missing"]),
         }
     )
     return figures_now
@@ -194,9 +204,19 @@ async def publish_if_changed(
     """Publish unless the figures equal the latest publication's (then `None`)."""
     figures = await snapshot(conn, campaign, now)
     latest = await latest_publication(conn, campaign)
-    if latest is not None and all(latest[k] == figures[k] for k in FIGURES):
+    if latest is not None and _figures_of(latest) == _figures_of(figures):
         return None
     return await publish(conn, campaign, actor, "", False, now, figures)
+
+
+def _figures_of(body: dict[str, Any]) -> dict[str, Any]:
+    """The `FIGURES` of a body, its reports without their coverage (which moves as
+    days fall due even when no figure does)."""
+    reports = {
+        level: {k: v for k, v in report.items() if k != "coverage"}
+        for level, report in body["reports"].items()
+    }
+    return {**{k: body[k] for k in FIGURES}, "reports": reports}
 
 
 async def publish_consistently(
@@ -362,7 +382,13 @@ async def diff_publications(
 ) -> dict[str, Any]:
     before = await read_publication(conn, campaign, old)
     after = await read_publication(conn, campaign, new)
-    return {"campaign": campaign, "from": old, "to": new, "changes": diff_bodies(before, after)}
+    return {
+        "campaign": campaign,
+        "from": old,
+        "to": new,
+        "changes": diff_bodies(before, after),
+        "late_arrivals": late_arrivals(before, after),
+    }
 
 
 async def verify_publications(conn: AsyncConnection) -> list[dict[str, Any]]:

@@ -22,7 +22,14 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from schemas.json_objects import RepeatedKey, load_marking_repeats
 from schemas.regions import CITIES, MUNICIPALITY_PROVINCES, PROVINCES, prefecture_count
-from schemas.registry import ActivityIn, CityIn, EnterpriseIn, MerchantAccountIn, PolicyIn
+from schemas.registry import (
+    ActivityIn,
+    CityIn,
+    EnterpriseIn,
+    MerchantAccountIn,
+    PolicyIn,
+    ProviderIn,
+)
 from store.audit import record_change
 from store.errors import BadRequest, Forbidden, RuleViolation, UnsupportedMediaType
 from store.principal import Principal
@@ -34,6 +41,7 @@ from store.tables import (
     enterprises,
     merchant_accounts,
     policies,
+    providers,
 )
 
 MAX_ENTERPRISES_PER_CITY = 100
@@ -178,6 +186,14 @@ async def register_policies(conn: AsyncConnection, rows: list[PolicyIn]) -> int:
     return len(rows)
 
 
+async def register_providers(conn: AsyncConnection, rows: list[ProviderIn]) -> int:
+    """Upsert providers by code. Records, tokens and merchant accounts that name a
+    provider before it is registered keep working: nothing refers to this table.
+    Providers are national: only a national admin registers them."""
+    await _upsert(conn, providers, _last_of_each_key(providers, rows))
+    return len(rows)
+
+
 def _last_of_each_key(table: Table, rows: Sequence[BaseModel]) -> list[dict[str, Any]]:
     """One row per key, the last given winning: one INSERT ... ON CONFLICT cannot
     touch a row twice."""
@@ -240,6 +256,10 @@ async def _check_activities(conn: AsyncConnection, scope: Scope, rows: list[Acti
         scope.require_city(row.city, f"row {index}: the activity's city")
 
 
+async def _check_providers(conn: AsyncConnection, scope: Scope, rows: list[ProviderIn]) -> None:
+    raise scope.refusal("a provider (providers are national)")
+
+
 async def _check_policies(conn: AsyncConnection, scope: Scope, rows: list[PolicyIn]) -> None:
     for index, row in enumerate(rows):
         scope.require_unit(row.unit, f"row {index}: the policy's unit")
@@ -251,6 +271,7 @@ REGISTRATIONS: dict[str, tuple[type[BaseModel], Any]] = {
     "merchant-accounts": (MerchantAccountIn, register_merchant_accounts),
     "activities": (ActivityIn, register_activities),
     "policies": (PolicyIn, register_policies),
+    "providers": (ProviderIn, register_providers),
 }
 """Kinds of registration by their public name: the input model and its register
 function (all or nothing, in the caller's transaction)."""
@@ -261,6 +282,7 @@ SCOPE_CHECKS: dict[str, Any] = {
     "merchant-accounts": _check_merchant_accounts,
     "activities": _check_activities,
     "policies": _check_policies,
+    "providers": _check_providers,
 }
 """Per kind, the check that every row lies in the actor's region (403 otherwise)."""
 assert SCOPE_CHECKS.keys() == REGISTRATIONS.keys()

@@ -11,13 +11,14 @@ cities; `uplift_pct` of a sum is its uplift over the sum of the scaled baselines
 
 from collections import defaultdict
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime
 from typing import Any
 
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from campaign.campaigns import campaign_row, uplift, uplift_pct
+from campaign.coverage import window_coverage
 from schemas.regions import CITIES, PROVINCES
 from store.errors import BadRequest
 from store.scope import NATIONAL, Scope, parse_region
@@ -225,15 +226,21 @@ async def campaign_report(
     level: str,
     scope: Scope = NATIONAL,
     unit: str | None = None,
+    *,
+    now: datetime,
 ) -> dict[str, Any]:
-    """The report of `scope`'s cities: its rows and a total of the scope. `unit`
-    (a province prefix or a city code) narrows it to that unit, 403 when `scope`
-    does not cover it."""
+    """The report of `scope`'s cities: its rows and a total of the scope, with the
+    coverage of the feeds behind it (its window, local extensions included, up to
+    today). `unit` (a province prefix or a city code) narrows it to that unit, 403
+    when `scope` does not cover it."""
     if level not in LEVELS:
         raise BadRequest("unknown_level", f"level is one of {', '.join(LEVELS)}, not {level!r}")
     if unit is not None:
         scope = narrowed(scope, unit)
-    return report_of(await campaign_figures(conn, code, scope), level)
+    figures = await campaign_figures(conn, code, scope)
+    last = max([figures.last_day, *(c.last_day for c in figures.cities)])
+    coverage = await window_coverage(conn, figures.first_day, last, now)
+    return {**report_of(figures, level), "coverage": coverage}
 
 
 def narrowed(scope: Scope, unit: str) -> Scope:

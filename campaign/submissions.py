@@ -74,7 +74,7 @@ async def submit(
         "note": note,
         "late": c.report_due is not None and local_today(now) > c.report_due,
     }
-    report = plain(await campaign_report(conn, campaign, "city", Scope(province)))
+    report = plain(await campaign_report(conn, campaign, "city", Scope(province), now=now))
     body = {**header, "report": report}
     sha256 = checksum(body)
     await conn.execute(
@@ -125,7 +125,9 @@ async def _entry(
 ) -> dict[str, Any]:
     if row.province not in live:
         live[row.province] = plain(
-            await campaign_report(conn, row.campaign, "city", Scope(row.province))
+            await campaign_report(
+                conn, row.campaign, "city", Scope(row.province), now=datetime.now(UTC)
+            )
         )
     return {
         "name": PROVINCES[row.province],

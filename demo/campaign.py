@@ -5,6 +5,11 @@ each, merchant accounts at four providers, a 30-day baseline and the 30-day
 campaign with more spending, every record pushed as the provider's own file
 through the same path as a real batch (UnionPay ZM files per settlement day,
 Alipay bills per account, WeChat Pay bills per week, standard NDJSON per week).
+
+The four providers are registered, and the delivery calendar tells a story: every
+day arrived on time (as a file at 02:00 the next morning) but for one, China
+Merchants Bank's 2023-09-20, which was missing when the first publication was
+made and arrived late; the second publication's revision is owed to it.
 """
 
 import random
@@ -13,17 +18,26 @@ from collections.abc import Callable, Iterator
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from campaign.registry import register_cities, register_enterprises, register_merchant_accounts
+from campaign.publications import publish_consistently
+from campaign.registry import (
+    register_cities,
+    register_enterprises,
+    register_merchant_accounts,
+    register_providers,
+)
 from demo import samples
 from ingest.adapters import ReadOptions
 from ingest.batches import read_batch, store_batch
 from ingest.pipeline import Pipeline
+from ingest.rollups import rebuild_rollups
+from schemas.records import Role
 from schemas.regions import CITIES
-from schemas.registry import CityIn, EnterpriseIn, MerchantAccountIn
+from schemas.registry import CityIn, EnterpriseIn, MerchantAccountIn, ProviderIn
 from schemas.uscc import CHARSET, uscc_check_char
+from store.principal import Principal
 from store.settings import Settings
 from store.tables import enterprises
 
@@ -49,6 +63,24 @@ CAMPAIGN_FIRST = date(2023, 9, 9)
 LAST = date(2023, 10, 8)
 WECHAT_SERVICE_PROVIDER = "1900000109"
 MEDIA_TYPES = {"standard": "application/x-ndjson"}
+PROVIDERS = (
+    ProviderIn(provider="unionpay", name="中国银联", kind="card_network", delivery="daily"),
+    ProviderIn(provider="alipay", name="支付宝", kind="third_party", delivery="daily"),
+    ProviderIn(provider="wechatpay", name="微信支付", kind="third_party", delivery="daily"),
+    ProviderIn(provider="cmb", name="招商银行", kind="bank", delivery="stream", due="09:00"),
+)
+LATE_PROVIDER, LATE_DAY = "cmb", date(2023, 9, 20)
+DEMO = Principal(None, Role.ADMIN, source="demo")
+"""Who publishes the demo's publications."""
+RECORD_DAYS = (BASELINE_FIRST, LAST + timedelta(days=1))
+"""The days the demo's records fall on (a late refund moves to the day after)."""
+ON_TIME = text(
+    "UPDATE records SET ingested_at = "
+    "((day + 1)::timestamp + interval '2 hours') AT TIME ZONE 'Asia/Shanghai' "
+    "WHERE day BETWEEN :first AND :last"
+)
+"""Arrival as a daily file at 02:00 the next morning: the demo is loaded at once,
+and this gives its calendar the history a real campaign's would have."""
 
 
 def _uscc(n: int) -> str:
@@ -123,7 +155,8 @@ def _batches(shops: list[dict[str, Any]]) -> Iterator[tuple[str, str, bytes, dic
     by_provider: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for provider, record in _records(shops):
         by_provider[provider].append(record)
-    for n, chunk in _grouped(by_provider["cmb"], _week):
+    cmb = [r for r in by_provider["cmb"] if r["local_time"].date() != LATE_DAY]
+    for n, chunk in _grouped(cmb, _week):
         yield "cmb", "standard", samples.standard_ndjson(chunk), {"n": str(n)}
     for n, chunk in _grouped(by_provider["wechatpay"], _week):
         yield (
@@ -137,6 +170,16 @@ def _batches(shops: list[dict[str, Any]]) -> Iterator[tuple[str, str, bytes, dic
     for account, chunk in _grouped(by_provider["alipay"], lambda r: r["merchant_id"]):
         body = samples.alipay_bill(account + "0156", chunk, BASELINE_FIRST, LAST)
         yield "alipay", "alipay", body, {"account": account}
+
+
+def _late_batch(shops: list[dict[str, Any]]) -> bytes:
+    """The late provider's records of its late day, as it delivers them at last."""
+    late = [
+        r
+        for provider, r in _records(shops)
+        if provider == LATE_PROVIDER and r["local_time"].date() == LATE_DAY
+    ]
+    return samples.standard_ndjson(late)
 
 
 def _week(record: dict[str, Any]) -> int:
@@ -178,25 +221,49 @@ async def load_demo(
                 for provider, merchant_id in s["accounts"].items()
             ],
         )
+        await register_providers(conn, list(PROVIDERS))
     pipeline = Pipeline(settings.resolved_secret())
     inserted = batches = 0
     files = list(_batches(shops))
     for provider, fmt, body, params in files:
-        options = ReadOptions(content_type=MEDIA_TYPES.get(fmt), params=params)
-        read = read_batch(fmt, body, options, settings.max_batch_records)
-        async with engine.begin() as conn:
-            answer = await store_batch(
-                conn,
-                pipeline,
-                provider=provider,
-                batch_id=f"demo-{provider}-{'-'.join(params.values())}",
-                read=read,
-            )
-        inserted += answer["inserted"]
+        inserted += await _deliver(engine, pipeline, settings, provider, fmt, body, params)
         batches += 1
         if progress is not None:
             progress(batches, len(files))
+    async with engine.begin() as conn:
+        await conn.execute(ON_TIME, dict(zip(("first", "last"), RECORD_DAYS, strict=True)))
+        await rebuild_rollups(conn, *RECORD_DAYS)
+    await publish_consistently(engine, "2023", DEMO, f"{LATE_PROVIDER} {LATE_DAY} 未报送")
+    late = _late_batch(shops)
+    inserted += await _deliver(
+        engine, pipeline, settings, LATE_PROVIDER, "standard", late, {"n": "late"}
+    )
+    await publish_consistently(engine, "2023", DEMO, f"{LATE_PROVIDER} {LATE_DAY} 补报")
     return (
         f"demo loaded: {len(shops)} enterprises in {len(DEMO_CITIES)} cities, "
-        f"{inserted} records in {batches} provider batches"
+        f"{inserted} records in {batches + 1} provider batches "
+        f"({LATE_PROVIDER} delivered {LATE_DAY} late), 2 publications"
     )
+
+
+async def _deliver(
+    engine: AsyncEngine,
+    pipeline: Pipeline,
+    settings: Settings,
+    provider: str,
+    fmt: str,
+    body: bytes,
+    params: dict[str, str],
+) -> int:
+    options = ReadOptions(content_type=MEDIA_TYPES.get(fmt), params=params)
+    read = read_batch(fmt, body, options, settings.max_batch_records)
+    async with engine.begin() as conn:
+        answer = await store_batch(
+            conn,
+            pipeline,
+            provider=provider,
+            batch_id=f"demo-{provider}-{'-'.join(params.values())}",
+            read=read,
+        )
+    inserted: int = answer["inserted"]
+    return inserted

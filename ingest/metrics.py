@@ -54,3 +54,10 @@ FAILED_BATCHES = Counter(
     "(their messages dead-lettered), by source and error type",
     ["source", "error"],
 )
+
+FEED_DAYS = Gauge(
+    "payfeed_feed_days",
+    "Provider-days of the running campaign's window up to today, by provider and state "
+    "(pending, missing, suspect, complete; read at scrape time)",
+    ["provider", "state"],
+)

@@ -13,20 +13,14 @@ import polars as pl
 from sqlalchemy import Table, text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from ingest.calendar import rebuild_calendar, verify_calendar
+from ingest.measures import MEASURE_EXPRS, MEASURE_SQL
 from ingest.payers import rebuild_payers
 from store.db import raw_connection
 from store.sketches import PAYER_TABLES
-from store.tables import ROLLUP_MEASURES, rollup_city_day, rollup_enterprise_day
+from store.tables import ROLLUP_MEASURES, feed_days, rollup_city_day, rollup_enterprise_day
 
 ROLLUP_TABLES: tuple[Table, ...] = (rollup_city_day, rollup_enterprise_day)
-
-MEASURE_SQL = {
-    "payment_count": "count(*) FILTER (WHERE kind = 'payment')",
-    "refund_count": "count(*) FILTER (WHERE kind = 'refund')",
-    "gross_fen": "coalesce(sum(amount_fen) FILTER (WHERE kind = 'payment'), 0)",
-    "refund_fen": "coalesce(sum(amount_fen) FILTER (WHERE kind = 'refund'), 0)",
-}
-assert tuple(MEASURE_SQL) == ROLLUP_MEASURES
 
 
 def dims_of(table: Table) -> list[str]:
@@ -41,16 +35,6 @@ def aggregate_sql(table: Table, source: str) -> str:
     measures = ", ".join(f"{sql} AS {name}" for name, sql in MEASURE_SQL.items())
     return f"SELECT {dims}, {measures} FROM {source} GROUP BY {dims} ORDER BY {dims}"
 
-
-MEASURE_EXPRS = {
-    "payment_count": (pl.col("kind") == "payment").sum(),
-    "refund_count": (pl.col("kind") == "refund").sum(),
-    "gross_fen": pl.col("amount_fen").filter(pl.col("kind") == "payment").sum(),
-    "refund_fen": pl.col("amount_fen").filter(pl.col("kind") == "refund").sum(),
-}
-"""The same measures as `MEASURE_SQL`, over a polars frame of records (the
-writer's deltas); `payfeed rollups verify` proves the two agree."""
-assert tuple(MEASURE_EXPRS) == ROLLUP_MEASURES
 
 _SQL_TYPES = {"day": "date", **dict.fromkeys(ROLLUP_MEASURES, "bigint")}
 
@@ -91,7 +75,8 @@ async def verify_rollups(
 ) -> list[dict[str, Any]]:
     """Every rollup row in the range that differs from a recount of the stored
     records, as `{"table", dims..., "stored": {...}, "recount": {...}}`; empty when
-    every figure adds up. `progress(done, total)` follows the tables."""
+    every figure adds up. The delivery calendar (`ingest.calendar`) is checked
+    with them. `progress(done, total)` follows the tables."""
     source = "(SELECT * FROM records WHERE day BETWEEN :first AND :last) AS r"
     differences = []
     for done, table in enumerate(ROLLUP_TABLES, 1):
@@ -118,6 +103,7 @@ async def verify_rollups(
             )
         if progress is not None:
             progress(done, len(ROLLUP_TABLES))
+    differences.extend(await verify_calendar(conn, first_day, last_day))
     return differences
 
 
@@ -140,9 +126,10 @@ async def rebuild_rollups(
     batch that copies records meanwhile is stopped at its deltas until the rebuild
     commits, is not in the recount, and adds its deltas on top afterwards. Either
     way every record counts exactly once. Writers wait only as long as the
-    rebuild runs. Returns the rows written per table; `progress(done, total)`
-    follows the tables (the payer sketches last)."""
-    tables = [*ROLLUP_TABLES, *(PAYER_TABLES[t] for t in ROLLUP_TABLES)]
+    rebuild runs. The delivery calendar is locked (last, after the writer's order)
+    and rebuilt with them. Returns the rows written per table; `progress(done,
+    total)` follows the tables (the payer sketches and the calendar last)."""
+    tables = [*ROLLUP_TABLES, *(PAYER_TABLES[t] for t in ROLLUP_TABLES), feed_days]
     await conn.execute(
         text(f"LOCK TABLE {', '.join(t.name for t in tables)} IN SHARE ROW EXCLUSIVE MODE")
     )
@@ -161,6 +148,7 @@ async def rebuild_rollups(
         if progress is not None:
             progress(len(counts), len(ROLLUP_TABLES) + 1)
     counts.update(await rebuild_payers(conn, first_day, last_day))
+    counts[feed_days.name] = await rebuild_calendar(conn, first_day, last_day)
     if progress is not None:
         progress(len(ROLLUP_TABLES) + 1, len(ROLLUP_TABLES) + 1)
     return counts

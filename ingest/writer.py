@@ -25,6 +25,7 @@ from pgpq import ArrowToPostgresBinaryEncoder
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ingest.adapters.base import RawBatch, RowError
+from ingest.calendar import record_delivery
 from ingest.masking import mask_values
 from ingest.normalise import CONTENT, Normalised
 from ingest.payers import queue_payers
@@ -92,7 +93,7 @@ async def write_batch(
     the quarantine (a quarantine replay keeps its own rows).
     """
     outcome: dict[int, str] = {}
-    inserted = 0
+    new = normalised.records.clear()
     if normalised.records.height:
         resolved = await _resolve_merchants(conn, provider, normalised.records)
         for index in resolved.filter(pl.col("enterprise").is_null())["index"]:
@@ -103,7 +104,7 @@ async def write_batch(
         outcome.update(seen)
         await add_to_rollups(conn, new)
         await queue_payers(conn, new)
-        inserted = new.height
+    await record_delivery(conn, provider, raw, normalised, new, outcome, batch_id, source)
     _resolve_repeats(normalised.repeats, outcome)
 
     held = {idx: code for idx, code in outcome.items() if code in QUARANTINED_CODES}
@@ -121,7 +122,7 @@ async def write_batch(
     ]
     return WriteResult(
         received=raw.received,
-        inserted=inserted,
+        inserted=new.height,
         duplicates=sum(1 for code in outcome.values() if code == Outcome.DUPLICATE),
         rejected=len(errors),
         quarantined=await quarantine_records(

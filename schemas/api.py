@@ -78,6 +78,32 @@ class Baseline(BaseModel):
     measures: Measures
 
 
+class ProviderDay(BaseModel):
+    provider: str
+    day: date
+
+
+class FiguresCoverage(BaseModel):
+    """How complete the feeds behind a set of figures are (SPEC section 10), over
+    the days of its window that have begun."""
+
+    from_: date = Field(alias="from")
+    to: date
+    provider_days: int
+    complete: int
+    pending: int = Field(description="provider-days whose due time has not come")
+    late: int = Field(description="provider-days whose first record arrived after its due time")
+    missing: list[ProviderDay] = Field(description="due, and no record arrived")
+    suspect: list[ProviderDay] = Field(
+        description="fewer records than a third of the provider's usual day"
+    )
+    late_days: list[ProviderDay]
+    providers: int = Field(description="providers registered or named by data or tokens")
+    delivered: int = Field(description="providers with no missing or suspect day in the window")
+
+    model_config = ConfigDict(populate_by_name=True, serialize_by_alias=True)
+
+
 class CampaignSummary(BaseModel):
     campaign: str
     first_day: date
@@ -88,6 +114,7 @@ class CampaignSummary(BaseModel):
     baseline: Baseline
     uplift_fen: int
     uplift_pct: float | None
+    coverage: FiguresCoverage
 
 
 class Registered(BaseModel):
@@ -134,6 +161,9 @@ class Report(BaseModel):
     last_day: date
     rows: list[ReportRow]
     total: ReportRow
+    coverage: FiguresCoverage | None = Field(
+        default=None, description="how complete the feeds of the window are, up to today"
+    )
 
 
 class TopCity(BaseModel):
@@ -420,3 +450,71 @@ class SubmissionEntry(BaseModel):
     province: str = Field(examples=["33"])
     name: str
     submitted: bool
+
+
+class ProviderOut(BaseModel):
+    provider: str
+    name: str | None
+    kind: str | None
+    delivery: str | None
+    due: str = Field(examples=["10:00"])
+    registered: bool
+
+
+class FeedDay(BaseModel):
+    provider: str
+    day: date
+    state: str = Field(examples=["complete"], description="pending, missing, suspect or complete")
+    late: bool
+    records: int
+    net_fen: int
+    batches: int = Field(description="batches, file chunks or Kafka polls that stored records")
+    first_arrival: datetime | None
+    last_arrival: datetime | None
+
+
+class CoverageCounts(BaseModel):
+    provider_days: int
+    complete: int
+    pending: int
+    missing: int
+    suspect: int
+    late: int
+
+
+class Coverage(BaseModel):
+    from_: date = Field(alias="from")
+    to: date
+    providers: list[ProviderOut]
+    days: list[FeedDay]
+    summary: CoverageCounts
+
+    model_config = ConfigDict(populate_by_name=True, serialize_by_alias=True)
+
+
+class ReconciledFile(BaseModel):
+    provider: str
+    source: str = Field(examples=["batch:wx-0909", "file:bills/0909.csv.gz"])
+    first_day: date | None
+    last_day: date | None
+    declared: dict[str, Any]
+    read: dict[str, Any]
+    received: int = Field(description="records the file held (not counting non-consumption rows)")
+    stored: dict[str, int] = Field(
+        description="of those, stored (inserted, or duplicates of stored records): records, "
+        "payment_count, payment_fen, refund_count, refund_fen"
+    )
+    declared_match: bool
+    stored_match: bool
+    match: bool
+    first_arrival: datetime
+    last_arrival: datetime
+
+
+class Reconciliation(BaseModel):
+    provider: str | None
+    from_: date = Field(alias="from")
+    to: date
+    files: list[ReconciledFile]
+
+    model_config = ConfigDict(populate_by_name=True, serialize_by_alias=True)

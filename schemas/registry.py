@@ -4,7 +4,9 @@ Field rules live here; rules that need the database (the 50 % and 100-enterprise
 limits) live in `campaign.registry`.
 """
 
-from datetime import timedelta
+import re
+from datetime import time, timedelta
+from enum import StrEnum
 from typing import Annotated, Self
 
 from pydantic import ConfigDict, Field, field_validator, model_validator
@@ -165,3 +167,37 @@ class CampaignIn(Registration):
         if self.baseline_last_day >= self.first_day:
             raise ValueError("the baseline must end before the campaign's first_day")
         return self
+
+
+DEFAULT_DUE = time(10, 0)
+
+
+class ProviderKind(StrEnum):
+    BANK = "bank"
+    CARD_NETWORK = "card_network"
+    THIRD_PARTY = "third_party"
+
+
+class Delivery(StrEnum):
+    STREAM = "stream"
+    """Records as they happen, over HTTP or Kafka."""
+    DAILY = "daily"
+    """One settlement file per day."""
+
+
+class ProviderIn(Registration):
+    """A provider (SPEC section 10), identified by its code. `due`: the local time
+    on the day after a business day by which that day's data is complete."""
+
+    provider: ProviderCode
+    name: str = Field(min_length=1, max_length=200, examples=["招商银行"])
+    kind: ProviderKind
+    delivery: Delivery
+    due: time = Field(default=DEFAULT_DUE, examples=["10:00"])
+
+    @field_validator("due", mode="before")
+    @classmethod
+    def _hh_mm(cls, value: object) -> object:
+        if isinstance(value, str) and not re.fullmatch(r"[0-2][0-9]:[0-5][0-9]", value):
+            raise ValueError("due is a local time HH:MM")
+        return value

@@ -18,6 +18,7 @@ from sqlalchemy import (
     MetaData,
     Table,
     Text,
+    Time,
     func,
     text,
 )
@@ -327,3 +328,55 @@ audit = Table(
 """Every change made through payfeed, one row per change: who (token, role,
 region; the command line is role `cli`), what, on what, how many rows. Append-only
 (a trigger refuses updates and deletes)."""
+
+providers = Table(
+    "providers",
+    metadata,
+    Column("provider", Text, primary_key=True),
+    Column("name", Text, nullable=False),
+    Column("kind", Text, nullable=False),
+    Column("delivery", Text, nullable=False),
+    Column("due", Time, nullable=False),
+)
+"""Registered providers (SPEC section 10). Records, tokens and merchant accounts
+name providers without a foreign key: an unregistered provider keeps working and
+coverage shows it as unregistered."""
+
+feed_days = Table(
+    "feed_days",
+    metadata,
+    Column("provider", Text, primary_key=True),
+    Column("day", Date, primary_key=True),
+    Column("payment_count", BigInteger, nullable=False),
+    Column("refund_count", BigInteger, nullable=False),
+    Column("gross_fen", BigInteger, nullable=False),
+    Column("refund_fen", BigInteger, nullable=False),
+    Column("batches", Integer, nullable=False),
+    Column("first_arrival", TZ, nullable=False),
+    Column("last_arrival", TZ, nullable=False),
+    Index(None, "day"),
+    postgresql_with={"fillfactor": 50},
+)
+"""The delivery calendar: per provider and local day, the records stored, the
+write transactions (batches, file chunks, polls) that stored them and when the
+first and last of them arrived (their records' `ingested_at`). Kept by the writer
+in the batch's transaction, so it always equals a recount of the records."""
+
+feed_files = Table(
+    "feed_files",
+    metadata,
+    Column("provider", Text, primary_key=True),
+    Column("source", Text, primary_key=True),
+    Column("declared", JSONB, nullable=True),
+    Column("read", JSONB, nullable=False),
+    Column("received", BigInteger, nullable=False),
+    Column("stored", JSONB, nullable=False),
+    Column("first_day", Date, nullable=True),
+    Column("last_day", Date, nullable=True),
+    Column("first_arrival", TZ, nullable=False),
+    Column("last_arrival", TZ, nullable=False),
+)
+"""Every file or batch whose format has control totals (`source`: `batch:<id>`
+or `file:<path>`): what it declared, what was read from its rows, how many
+records it held and which of them are stored (inserted, or duplicates of stored
+records), summed over a backfilled file's chunks."""

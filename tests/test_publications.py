@@ -129,6 +129,7 @@ async def test_publishing_while_two_clients_push_reads_one_snapshot(
     for level in ("province", "city"):
         report = await client.get("/v1/reports/2023", params={"level": level}, headers=viewer)
         assert last["reports"][level] == report.json()
+        assert last["reports"][level]["coverage"] == last["coverage"]
 
 
 async def test_a_publication_never_changes_and_the_diff_is_the_recounts_difference(

@@ -6,6 +6,7 @@ from app.cli import (
     audit,
     backfill,
     consume,
+    feeds,
     publish,
     quarantine,
     registry,
@@ -28,6 +29,7 @@ cli.add_typer(tokens.cli, name="tokens")
 cli.add_typer(registry.cli, name="registry")
 cli.add_typer(rollups.cli, name="rollups")
 cli.add_typer(quarantine.cli, name="quarantine")
+cli.add_typer(feeds.cli, name="feeds")
 report.attach(cli)
 publish.attach(cli)
 audit.attach(cli)

@@ -55,7 +55,9 @@ def report(
     figures as GET /v1/reports/{campaign})."""
     if context.invoked_subcommand is not None:
         return
-    figures = in_transaction(lambda conn: campaign_report(conn, campaign, level.value))
+    figures = in_transaction(
+        lambda conn: campaign_report(conn, campaign, level.value, now=datetime.now(UTC))
+    )
     if format == Format.JSON:
         body = orjson.dumps(figures, option=orjson.OPT_INDENT_2) + b"\n"
     elif format == Format.CSV:
