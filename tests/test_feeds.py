@@ -598,3 +598,33 @@ async def test_chromium_shows_the_provisional_mark_while_a_provider_day_is_missi
     assert "（09-20）" in dom.stdout
     assert "数据截至 2023-10-08，0/1 家机构已报送" in dom.stdout
     assert shot.returncode == 0 and screenshot.stat().st_size > 10_000, shot.stderr[-2000:]
+
+
+async def test_feeds_coverage_prints_a_table(
+    client: httpx.AsyncClient,
+    admin: dict[str, str],
+    provider_token: Any,
+    database_url: str,
+    tmp_path: Path,
+) -> None:
+    cmb = await setup_cmb(client, admin, provider_token)
+    await deliver(client, cmb, date(2023, 9, 9), 3)
+    printed = await run_payfeed(
+        database_url, tmp_path, "feeds", "coverage", "--from", "2023-09-09", "--to", "2023-09-11"
+    )
+    assert printed.returncode == 0, printed.stderr
+    lines = printed.stdout.decode().splitlines()
+    assert lines[0].split() == [
+        "provider",
+        "day",
+        "state",
+        "late",
+        "records",
+        "net_fen",
+        "batches",
+        "first_arrival",
+    ]
+    assert lines[1].split()[:3] == ["cmb", "2023-09-09", "complete"]
+    assert lines[1].split()[3:6] == ["late", "3", "600"]
+    assert lines[2].split() == ["cmb", "2023-09-10", "missing", "0", "0", "0"]
+    assert lines[-1] == ("provider_days 3, complete 1, pending 0, missing 2, suspect 0, late 1")
