@@ -23,6 +23,7 @@ from store.scope import NATIONAL, Scope
 from store.tables import feed_days, feed_files, merchant_accounts, providers, rollup_city_day
 
 STATES = ("pending", "missing", "suspect", "complete")
+SUMMARY_STATES = ("complete", "pending", "missing", "suspect")
 MISSING_LOOKBACK_DAYS = 7
 """A day without records is missing when the provider stored records in these
 many days before it (an unused provider is quiet, not missing)."""
@@ -128,6 +129,11 @@ def default_range(
     return first_day or last_day - timedelta(days=DEFAULT_DAYS - 1), last_day
 
 
+def empty_summary(provider_days: int) -> dict[str, int]:
+    """The counts of a coverage, in SPEC order, before any day is counted."""
+    return {"provider_days": provider_days, **dict.fromkeys(SUMMARY_STATES, 0), "late": 0}
+
+
 def check_range(first_day: date, last_day: date) -> None:
     if last_day < first_day:
         raise BadRequest("bad_range", f"to ({last_day}) is before from ({first_day})")
@@ -192,7 +198,7 @@ async def feed_coverage(
                     "last_arrival": row["last_arrival"] if row else None,
                 }
             )
-    summary: dict[str, int] = {"provider_days": len(days), **dict.fromkeys(STATES, 0), "late": 0}
+    summary = empty_summary(len(days))
     for entry in days:
         summary[entry["state"]] += 1
         summary["late"] += entry["late"]
@@ -276,7 +282,7 @@ async def window_coverage(
                 "to": last,
                 "providers": [p.as_json() for p in await known_providers(conn)],
                 "days": [],
-                "summary": {"provider_days": 0, **dict.fromkeys(STATES, 0), "late": 0},
+                "summary": empty_summary(0),
             }
         )
     return coverage_summary(await feed_coverage(conn, first_day, last, now))
