@@ -7,7 +7,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query
 
 from app.deps import ReadConn, Viewer
-from campaign.coverage import default_range, feed_coverage, reconciliation
+from campaign.coverage import check_range, default_range, feed_coverage, reconciliation
 from schemas.api import Coverage, Reconciliation
 from schemas.text import PROVIDER_PATTERN, Day
 
@@ -36,6 +36,7 @@ async def coverage(
     provider: Annotated[str | None, Query(pattern=PROVIDER_PATTERN, examples=["cmb"])] = None,
 ) -> Any:
     first, last = default_range(first_day, last_day, datetime.now(UTC))
+    check_range(first, last)
     return await feed_coverage(conn, first, last, datetime.now(UTC), provider, who.scope)
 
 

@@ -155,7 +155,6 @@ async def feed_coverage(
     States, batches and arrivals are the provider's feed as a whole; for a
     regional `scope`, `records` and `net_fen` are those of its cities (from the
     city-grain rollups), nothing of another region."""
-    check_range(first_day, last_day)
     infos = await known_providers(conn, provider)
     rows = await conn.execute(
         select(feed_days).where(

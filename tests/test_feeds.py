@@ -628,3 +628,19 @@ async def test_feeds_coverage_prints_a_table(
     assert lines[1].split()[3:6] == ["late", "3", "600"]
     assert lines[2].split() == ["cmb", "2023-09-10", "missing", "0", "0", "0"]
     assert lines[-1] == ("provider_days 3, complete 1, pending 0, missing 2, suspect 0, late 1")
+
+
+async def test_coverage_ranges_are_checked_but_a_long_campaign_still_has_a_summary(
+    client: httpx.AsyncClient, admin: dict[str, str], viewer: dict[str, str]
+) -> None:
+    for params in (
+        {"from": "2023-09-10", "to": "2023-09-09"},
+        {"from": "2022-01-01", "to": "2023-12-31"},
+    ):
+        answer = await client.get("/v1/feeds/coverage", params=params, headers=viewer)
+        assert answer.status_code == 400 and answer.json()["error"]["code"] == "bad_range"
+    long = {"name": "两年", "first_day": "2021-01-01", "last_day": "2022-12-31"}
+    assert (await client.put("/v1/campaigns/LONG", json=long, headers=admin)).status_code == 200
+    summary = await client.get("/v1/campaigns/LONG/summary", headers=viewer)
+    assert summary.status_code == 200
+    assert summary.json()["coverage"]["provider_days"] == 0  # no provider named anywhere

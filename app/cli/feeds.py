@@ -6,8 +6,8 @@ from typing import Any
 import typer
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from app.cli.common import in_transaction, parse_day
-from campaign.coverage import default_range, feed_coverage
+from app.cli.common import fail, in_transaction, parse_day
+from campaign.coverage import MAX_DAYS, default_range, feed_coverage
 
 cli = typer.Typer(help="Provider feeds: what each delivered, day by day.", no_args_is_help=True)
 
@@ -37,6 +37,9 @@ def coverage(
         parse_day(last_day, "--to") if last_day else None,
         datetime.now(UTC),
     )
+
+    if last < first or (last - first).days >= MAX_DAYS:
+        fail(f"--from and --to: a range of 1 to {MAX_DAYS} days, got {first} to {last}")
 
     async def work(conn: AsyncConnection) -> dict[str, Any]:
         return await feed_coverage(conn, first, last, datetime.now(UTC), provider)
