@@ -2,6 +2,7 @@
 
 import asyncio
 import os
+from datetime import UTC, datetime
 
 import typer
 import uvicorn
@@ -38,7 +39,7 @@ async def _load_demo(url: str, settings: Settings, base: str) -> list[str]:
             loaded = await load_demo(engine, settings, advance)
         tokens = await demo_tokens(engine, settings)
         async with engine.connect() as conn:
-            summary = await campaign_summary(conn, "2023")
+            summary = await campaign_summary(conn, "2023", now=datetime.now(UTC))
     finally:
         await engine.dispose()
     measures = summary["measures"]
