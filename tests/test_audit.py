@@ -55,6 +55,11 @@ def samples(usccs: dict[str, str]) -> dict[tuple[str, str], tuple[str, Any, str]
             [{"unit": "33", "title": "审计", "issued_on": "2023-09-01"}],
             "registry.policies",
         ),
+        ("POST", "/v1/registry/providers"): (
+            "national",
+            [{"provider": "icbc", "name": "工商银行", "kind": "bank", "delivery": "daily"}],
+            "registry.providers",
+        ),
         ("POST", "/v1/quarantine/replay"): ("zhejiang", {}, "quarantine.replay"),
         ("POST", "/v1/quarantine/discard"): (
             "national",
