@@ -121,6 +121,16 @@ REGISTRATION_EXAMPLES: dict[str, tuple[Any, str]] = {
         [{"unit": "33", "title": "浙江省促消费十条", "issued_on": "2023-09-01"}],
         "unit,title,issued_on\n33,浙江省促消费十条,2023-09-01\n",
     ),
+    "providers": (
+        {
+            "provider": "cmb",
+            "name": "招商银行",
+            "kind": "bank",
+            "delivery": "daily",
+            "due": "10:00",
+        },
+        "provider,name,kind,delivery,due\ncmb,招商银行,bank,daily,10:00\n",
+    ),
 }
 """A body for each kind of registration, as JSON and as CSV, shown in the API docs
 (a kind without one shows none, which the docs test names)."""
