@@ -71,7 +71,8 @@ async def publication(
 @router.get(
     "/{number}/diff/{other}",
     summary="What publication `other` changed against `number`",
-    description="Per unit and measure where they differ: old, new and change.",
+    description="Per unit and measure where they differ: old, new and change; "
+    "`late_arrivals`: the provider-days the revision is owed to.",
     response_model=PublicationDiff,
     responses=errors(404),
 )

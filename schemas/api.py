@@ -422,6 +422,11 @@ class PublicationDiff(BaseModel):
     old: int = Field(alias="from", description="the publication compared against")
     new: int = Field(alias="to")
     changes: list[PublicationChange]
+    late_arrivals: list[ProviderDay] = Field(
+        default=[],
+        description="provider-days missing or suspect when `from` was published that "
+        "arrived late by `to`: what the revision is owed to",
+    )
 
 
 class Submission(BaseModel):
