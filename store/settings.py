@@ -1,6 +1,8 @@
 """The one settings class: nothing else in payfeed reads the environment."""
 
+import os
 import secrets
+import threading
 from functools import lru_cache
 from pathlib import Path
 
@@ -35,14 +37,24 @@ class Settings(BaseSettings):
 
         Set explicitly in production; in embedded mode it is generated once and kept
         under `home`, so that a restart hashes the same payer to the same value.
+        Processes starting at once on a new home (`serve --workers 2`) each write a
+        key of their own aside and link it into place: the first link wins, and
+        every process reads that one, whole.
         """
         if self.secret_key:
             return self.secret_key.encode()
         path = self.home / "secret.key"
         if not path.exists():
             self.home.mkdir(parents=True, exist_ok=True)
-            path.write_text(secrets.token_hex(32))
-            path.chmod(0o600)
+            mine = path.with_name(f".secret.key.{os.getpid()}.{threading.get_ident()}")
+            mine.write_text(secrets.token_hex(32))
+            mine.chmod(0o600)
+            try:
+                os.link(mine, path)
+            except FileExistsError:
+                pass
+            finally:
+                mine.unlink()
         return path.read_text().strip().encode()
 
 
