@@ -9,6 +9,7 @@ import httpx
 
 from schemas.records import Role
 from tests.cli import run_payfeed
+from tests.factories import register
 from tests.two_provinces import CITY_NAMES, seed
 
 
@@ -105,3 +106,23 @@ async def test_command_line_lists_a_kind_as_a_table(
     assert "--kind is one of cities, enterprises, merchant-accounts, activities, policies" in (
         wrong.stderr.decode()
     )
+
+
+async def test_command_line_csv_neutralises_formula_cells(
+    client: httpx.AsyncClient,
+    admin: dict[str, str],
+    provider_token: Any,
+    database_url: str,
+    tmp_path: Path,
+) -> None:
+    """A listing saved with --csv is opened in Excel/WPS like any export."""
+    await seed(client, admin, provider_token)
+    policy = {"unit": "33", "title": '=HYPERLINK("x")', "issued_on": "2023-09-02"}
+    assert (await register(client, admin, "policies", [policy])).status_code == 200
+    done = await run_payfeed(
+        database_url, tmp_path, "registry", "list", "--kind", "policies", "--csv"
+    )
+    assert done.returncode == 0, done.stderr
+    text = done.stdout.decode()
+    assert "'=HYPERLINK" in text
+    assert "\n=HYPERLINK" not in text and ",=HYPERLINK" not in text

@@ -1,6 +1,5 @@
 """`payfeed registry import --kind K FILE` and `payfeed registry list --kind K`."""
 
-import csv
 import sys
 from pathlib import Path
 
@@ -14,6 +13,7 @@ from campaign.registry import REGISTRATIONS, parse_rows, register
 from campaign.registry_listing import LISTINGS, list_registry, shown_columns
 from store.principal import COMMAND_LINE
 from store.scope import NATIONAL
+from store.spreadsheets import csv_text
 
 cli = typer.Typer(rich_markup_mode="markdown", help="The campaign registry.", no_args_is_help=True)
 
@@ -58,9 +58,7 @@ def list_(
     rows, more = in_transaction(lambda conn: list_registry(conn, kind, NATIONAL, asked, limit))
     header = shown_columns(kind)
     if csv_out:
-        writer = csv.DictWriter(sys.stdout, header, lineterminator="\n")
-        writer.writeheader()
-        writer.writerows(rows)
+        sys.stdout.write(csv_text(header, rows))
     else:
         print_table(header, rows)
     typer.echo(f"{len(rows)} {kind}{' (more: raise --limit)' if more else ''}", err=True)
