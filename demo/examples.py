@@ -105,22 +105,7 @@ def _sales(provider: str, n: int) -> list[dict[str, Any]]:
 
 
 def _standard_rows(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    rows = []
-    for r in records:
-        row = {
-            "txn_id": r["txn_id"],
-            "kind": r["kind"],
-            "amount_fen": r["amount_fen"],
-            "currency": "CNY",
-            "occurred_at": r["local_time"].isoformat() + "+08:00",
-            "merchant_id": r["merchant_id"],
-            "channel": r["channel"],
-            "mcc": r.get("mcc"),
-            "original_txn_id": r.get("original_txn_id"),
-            "payer_ref": r.get("payer_ref"),
-        }
-        rows.append(row)
-    return rows
+    return [samples.standard_row(r) for r in records]
 
 
 def _csv(rows: list[dict[str, Any]], header: list[str]) -> bytes:

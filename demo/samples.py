@@ -24,21 +24,26 @@ def yuan(fen: int) -> str:
     return f"{sign}{abs(fen) // 100}.{abs(fen) % 100:02d}"
 
 
+def standard_row(r: dict[str, Any]) -> dict[str, Any]:
+    """A sample record in the standard record's fields (absent ones as None)."""
+    return {
+        "txn_id": r["txn_id"],
+        "kind": r["kind"],
+        "amount_fen": r["amount_fen"],
+        "currency": "CNY",
+        "occurred_at": r["local_time"].isoformat() + "+08:00",
+        "merchant_id": r["merchant_id"],
+        "channel": r["channel"],
+        "mcc": r.get("mcc"),
+        "original_txn_id": r.get("original_txn_id"),
+        "payer_ref": r.get("payer_ref"),
+    }
+
+
 def standard_ndjson(records: Iterable[dict[str, Any]]) -> bytes:
     lines = []
     for r in records:
-        standard = {
-            "txn_id": r["txn_id"],
-            "kind": r["kind"],
-            "amount_fen": r["amount_fen"],
-            "currency": "CNY",
-            "occurred_at": r["local_time"].isoformat() + "+08:00",
-            "merchant_id": r["merchant_id"],
-            "channel": r["channel"],
-            "mcc": r.get("mcc"),
-            "original_txn_id": r.get("original_txn_id"),
-            "payer_ref": r.get("payer_ref"),
-        }
+        standard = standard_row(r)
         lines.append(orjson.dumps({k: v for k, v in standard.items() if v is not None}))
     return b"\n".join(lines) + b"\n"
 
