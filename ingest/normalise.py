@@ -213,26 +213,30 @@ def normalise(
         pl.when(pl.col(name).str.contains(CONTROL_CHARACTERS)).then(pl.lit(name))
         for name in STANDARD_FIELDS
     )
+    # Computed once into `_control`: written into each field's rule instead, it
+    # would be evaluated once per field (ten regex scans of every column).
     failing_field = pl.coalesce(
-        pl.when(~rule.fill_null(False) | pl.lit(name).eq(control_field).fill_null(False)).then(
+        pl.when(~rule.fill_null(False) | pl.lit(name).eq(pl.col("_control")).fill_null(False)).then(
             pl.lit(name)
         )
         for name, (rule, _) in FIELD_RULES.items()
     )
     day = pl.col("_occurred_at").dt.convert_time_zone(LOCAL_TIME_ZONE).dt.date()
     horizon = now + timedelta(seconds=FUTURE_TOLERANCE_SECONDS)
-    checked = frame.with_columns(
-        failing_field.alias("field"), control_field.alias("_control"), day.alias("day")
-    ).with_columns(
-        pl.when(pl.col("field").is_not_null())
-        .then(pl.lit(Outcome.INVALID_FIELD.value))
-        .when(pl.col("currency") != "CNY")
-        .then(pl.lit(Outcome.UNSUPPORTED_CURRENCY.value))
-        .when(pl.col("_occurred_at") > horizon)
-        .then(pl.lit(Outcome.FUTURE_TIME.value))
-        .when(~pl.col("day").is_between(window.first_day, window.last_day))
-        .then(pl.lit(Outcome.OUTSIDE_WINDOW.value))
-        .alias("code")
+    checked = (
+        frame.with_columns(control_field.alias("_control"), day.alias("day"))
+        .with_columns(failing_field.alias("field"))
+        .with_columns(
+            pl.when(pl.col("field").is_not_null())
+            .then(pl.lit(Outcome.INVALID_FIELD.value))
+            .when(pl.col("currency") != "CNY")
+            .then(pl.lit(Outcome.UNSUPPORTED_CURRENCY.value))
+            .when(pl.col("_occurred_at") > horizon)
+            .then(pl.lit(Outcome.FUTURE_TIME.value))
+            .when(~pl.col("day").is_between(window.first_day, window.last_day))
+            .then(pl.lit(Outcome.OUTSIDE_WINDOW.value))
+            .alias("code")
+        )
     )
     messages = {name: message for name, (_, message) in FIELD_RULES.items()}
     rejected = checked.filter(pl.col("code").is_not_null()).select(
