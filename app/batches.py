@@ -5,7 +5,7 @@ from dataclasses import replace
 from typing import Annotated, Any
 
 import orjson
-from fastapi import APIRouter, Header, Path, Query, Request
+from fastapi import APIRouter, Header, Path, Query, Request, Response
 
 from app.deps import AnyCaller, Conn, PipelineDep, SettingsDep, UploadingProvider, transaction
 from app.large_bodies import LargeBodyGate
@@ -122,6 +122,7 @@ BATCH_BODY = {
 )
 async def push_batch(
     request: Request,
+    response: Response,
     who: UploadingProvider,
     settings: SettingsDep,
     pipeline: PipelineDep,
@@ -140,6 +141,13 @@ async def push_batch(
 ) -> Any:
     if format not in FORMATS:
         raise BadRequest("unknown_format", f"unknown format {format!r}")
+    # Each batch on a connection of its own, so that each is taken by whichever API
+    # process is free: a kept-alive connection stays with the process that accepted
+    # it, and one process accepts every connection pending at that moment, so a
+    # sender that opens its connections together would land them all on one
+    # process while the others idle. A batch is milliseconds to seconds of work; a
+    # new connection costs a fraction of a millisecond.
+    response.headers["Connection"] = "close"
     # `settle_date` reaches the adapter with the other query parameters.
     options = read_options(request.headers.get("content-type", ""), dict(request.query_params))
     options = replace(options, max_unpacked=settings.max_unpacked_bytes)
