@@ -71,7 +71,9 @@ async def _summary_json(conn: AsyncConnection) -> bytes:
     description="The campaign whose window holds today (else the latest that has begun): "
     "its totals, days so far and top ten cities by net sales, as in its report. Cached for "
     "at most 60 seconds. Nothing per enterprise or per provider. Once the campaign has a "
-    "publication, its latest publication's figures with `publication` and `published_at`.",
+    "publication, its latest publication's figures with `publication` and `published_at`. "
+    "`provisional` is true while any provider-day of the window is missing; `coverage` "
+    "says how complete the feeds are in counts and days, naming no provider.",
 )
 async def public_summary(request: Request) -> Response:
     body, max_age = await cached(request, "summary", _summary_json)

@@ -267,6 +267,37 @@ def coverage_summary(coverage: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def is_provisional(coverage: dict[str, Any]) -> bool:
+    """Figures are provisional while any provider-day of their window is missing
+    (SPEC section 10); a suspect day is named, but does not hold figures back."""
+    return bool(coverage["missing"])
+
+
+def public_coverage(coverage: dict[str, Any]) -> dict[str, Any]:
+    """What the public may know of a `coverage_summary`: its counts (`missing`
+    and `suspect` as counts, as in the `summary` of `GET /v1/feeds/coverage`),
+    how many providers have delivered, and the days missing or suspect without
+    naming a provider (nothing per provider is public)."""
+
+    def days_of(entries: list[dict[str, Any]]) -> list[str]:
+        return sorted({str(d["day"]) for d in entries})
+
+    return {
+        "from": coverage["from"],
+        "to": coverage["to"],
+        "provider_days": coverage["provider_days"],
+        "complete": coverage["complete"],
+        "pending": coverage["pending"],
+        "missing": len(coverage["missing"]),
+        "suspect": len(coverage["suspect"]),
+        "late": coverage["late"],
+        "providers": coverage["providers"],
+        "delivered": coverage["delivered"],
+        "missing_days": days_of(coverage["missing"]),
+        "suspect_days": days_of(coverage["suspect"]),
+    }
+
+
 async def window_coverage(
     conn: AsyncConnection, first_day: date, last_day: date, now: datetime
 ) -> dict[str, Any]:

@@ -1,5 +1,7 @@
 """What the authorities publish while a campaign runs (动态发布): the running
-campaign's totals, its days so far and its top ten cities by net sales.
+campaign's totals, its days so far and its top ten cities by net sales, and how
+complete the feeds behind them are (SPEC section 10): `provisional` while a
+provider-day of the window is missing, and `coverage` in counts and days.
 
 The figures are the campaign report's (`campaign.reports`): `measures.net_fen` is
 its total, `top_cities` its city rows. Nothing per enterprise or per provider.
@@ -15,7 +17,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from campaign.coverage import late_arrivals
+from campaign.coverage import is_provisional, late_arrivals, public_coverage, window_coverage
 from campaign.publications import diff_bodies, latest_publication, recent_publications, snapshot
 from campaign.reports import SALES_MEASURES, campaign_figures, report_of
 from schemas.records import LOCAL_TIME_ZONE
@@ -52,6 +54,7 @@ async def live_summary(conn: AsyncConnection, now: datetime) -> dict[str, Any]:
     report = report_of(figures, "city")
     sales = {m: sum(c.sales[m] for c in figures.cities) for m in SALES_MEASURES}
     top = sorted(report["rows"], key=lambda row: (-row["net_fen"], row["unit"]))[:TOP_CITIES]
+    coverage = await window_coverage(conn, figures.first_day, figures.window_last_day, now)
     return {
         "campaign": figures.code,
         "first_day": figures.first_day,
@@ -66,7 +69,16 @@ async def live_summary(conn: AsyncConnection, now: datetime) -> dict[str, Any]:
         "top_cities": [
             {"city": row["unit"], "name": row["name"], "net_fen": row["net_fen"]} for row in top
         ],
+        **_coverage_of(coverage),
     }
+
+
+def _coverage_of(coverage: dict[str, Any] | None) -> dict[str, Any]:
+    """`provisional` and the public part of the figures' `coverage`; nothing for a
+    publication made before coverage was kept, which cannot say."""
+    if coverage is None:
+        return {}
+    return {"provisional": is_provisional(coverage), "coverage": public_coverage(coverage)}
 
 
 def published_summary(publication: dict[str, Any]) -> dict[str, Any]:
@@ -85,6 +97,7 @@ def published_summary(publication: dict[str, Any]) -> dict[str, Any]:
         ],
         "publication": publication["number"],
         "published_at": publication["published_at"],
+        **_coverage_of(publication.get("coverage")),
     }
 
 

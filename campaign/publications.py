@@ -30,7 +30,7 @@ from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from campaign.campaigns import campaign_row, uplift
-from campaign.coverage import late_arrivals, window_coverage
+from campaign.coverage import is_provisional, late_arrivals, window_coverage
 from campaign.reports import FIELDS, SALES_MEASURES, campaign_figures, report_of
 from schemas.records import LOCAL_TIME_ZONE
 from store.audit import record_change
@@ -151,7 +151,7 @@ async def snapshot(conn: AsyncConnection, code: str, now: datetime) -> dict[str,
             ],
             "baseline_daily_net_fen": baseline_daily,
             "coverage": coverage,
-            "provisional": bool(coverage["missing"]),
+            "provisional": is_provisional(coverage),
         }
     )
     return figures_now

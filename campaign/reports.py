@@ -133,6 +133,11 @@ class CampaignFigures:
     policies: dict[str, int]
     """Policies registered for the campaign, by unit (province prefix or city)."""
 
+    @property
+    def window_last_day(self) -> date:
+        """The campaign's last day, or a later one of a city's local extension."""
+        return max([self.last_day, *(c.last_day for c in self.cities)])
+
 
 async def campaign_figures(
     conn: AsyncConnection, code: str, scope: Scope = NATIONAL
@@ -238,8 +243,7 @@ async def campaign_report(
     if unit is not None:
         scope = narrowed(scope, unit)
     figures = await campaign_figures(conn, code, scope)
-    last = max([figures.last_day, *(c.last_day for c in figures.cities)])
-    coverage = await window_coverage(conn, figures.first_day, last, now)
+    coverage = await window_coverage(conn, figures.first_day, figures.window_last_day, now)
     return {**report_of(figures, level), "coverage": coverage}
 
 

@@ -181,6 +181,26 @@ class PublicMeasures(BaseModel):
     net_fen: int
 
 
+class PublicCoverage(BaseModel):
+    """A `FiguresCoverage` as the public may see it: counts and days, never which
+    provider."""
+
+    from_: date = Field(alias="from")
+    to: date = Field(description="the last day counted (数据截至)")
+    provider_days: int
+    complete: int
+    pending: int = Field(description="provider-days whose due time has not come")
+    missing: int = Field(description="provider-days due with no record")
+    suspect: int = Field(description="provider-days with fewer records than a third of usual")
+    late: int = Field(description="provider-days whose first record arrived after its due time")
+    providers: int
+    delivered: int = Field(description="providers with no missing or suspect day in the window")
+    missing_days: list[date] = Field(description="the days on which a provider-day is missing")
+    suspect_days: list[date] = Field(description="the days on which a provider-day is suspect")
+
+    model_config = ConfigDict(populate_by_name=True, serialize_by_alias=True)
+
+
 class PublicSummary(BaseModel):
     campaign: str
     first_day: date
@@ -193,6 +213,14 @@ class PublicSummary(BaseModel):
         default=None, description="the publication shown; absent while none exists"
     )
     published_at: datetime | None = None
+    provisional: bool | None = Field(
+        default=None,
+        description="true while any provider-day of the window is missing; absent for a "
+        "publication made before coverage was kept",
+    )
+    coverage: PublicCoverage | None = Field(
+        default=None, description="how complete the feeds behind the figures are"
+    )
 
 
 class QuarantineSelection(PlainTextModel):

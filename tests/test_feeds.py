@@ -3,6 +3,7 @@ delivery calendar the writer keeps, the state of every provider-day, the
 reconciliation of files with control totals, and coverage travelling with the
 figures."""
 
+import io
 import random
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -10,6 +11,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import httpx
+import openpyxl
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -482,6 +484,124 @@ async def test_a_publication_during_the_gap_says_so_and_the_next_diff_names_the_
     page = (await client.get("/")).text
     assert 'id="provisional"' not in page and "1/1 家机构已报送" in page
     assert "（源于迟报数据：09-12、09-13）" in page
+
+
+REPORT_HEADER = (
+    "unit,name,cities,enterprises,activities,sessions,policies,net_fen,baseline_net_fen,"
+    "uplift_fen,uplift_pct,provisional,coverage_from,coverage_to,coverage_provider_days,"
+    "coverage_complete,coverage_pending,coverage_late,coverage_missing,coverage_suspect,"
+    "coverage_late_days,coverage_providers,coverage_delivered"
+)
+COVERAGE_HEADER_ZH = (
+    "初步数据",
+    "报送统计起始日",
+    "数据截至",
+    "应报机构日数",
+    "已报齐机构日数",
+    "未到报送时限机构日数",
+    "迟报机构日数",
+    "未报送机构日",
+    "数据存疑机构日",
+    "迟报机构日",
+    "机构数",
+    "已报送机构数",
+)
+
+
+def sheet_rows(content: bytes) -> list[tuple[Any, ...]]:
+    sheet = openpyxl.load_workbook(io.BytesIO(content)).active
+    assert sheet is not None
+    return list(sheet.iter_rows(values_only=True))
+
+
+async def test_report_files_and_the_public_summary_made_during_the_gap_state_it(
+    client: httpx.AsyncClient,
+    admin: dict[str, str],
+    viewer: dict[str, str],
+    provider_token: Any,
+    engine: AsyncEngine,
+) -> None:
+    cmb = await setup_cmb(client, admin, provider_token)
+    gap = (date(2023, 9, 12), date(2023, 9, 13))
+    for day in days(date(2023, 9, 9), date(2023, 10, 8)):
+        if day not in gap:
+            await deliver(client, cmb, day, 1)
+    await as_if_on_time(engine)
+    figures = "1,1,0,0,0,2800,0,2800,"
+    during = "true,2023-09-09,2023-10-08,30,28,0,0,cmb 2023-09-12; cmb 2023-09-13,,,1,0"
+
+    as_csv = await client.get("/v1/reports/2023", params={"format": "csv"}, headers=viewer)
+    assert as_csv.status_code == 200, as_csv.text
+    assert as_csv.text.splitlines() == [
+        REPORT_HEADER,
+        f"33,浙江省,{figures},{during}",
+        f"total,合计,{figures},{during}",
+    ]
+    as_xlsx = await client.get(
+        "/v1/reports/2023", params={"format": "xlsx", "level": "city"}, headers=viewer
+    )
+    assert as_xlsx.status_code == 200
+    header, city, total = sheet_rows(as_xlsx.content)
+    assert header[11:] == COVERAGE_HEADER_ZH
+    stated = (True, "2023-09-09", "2023-10-08", 30, 28, 0, 0, "cmb 2023-09-12; cmb 2023-09-13")
+    assert city[:2] == ("330100", "杭州市") and total[:2] == ("total", "合计")
+    assert city[11:] == total[11:] == (*stated, None, None, 1, 0)
+
+    public_during = {
+        "from": "2023-09-09",
+        "to": "2023-10-08",
+        "provider_days": 30,
+        "complete": 28,
+        "pending": 0,
+        "missing": 2,
+        "suspect": 0,
+        "late": 0,
+        "providers": 1,
+        "delivered": 0,
+        "missing_days": ["2023-09-12", "2023-09-13"],
+        "suspect_days": [],
+    }
+    live = (await client.get("/v1/public/summary")).json()
+    assert "publication" not in live
+    assert (live["provisional"], live["coverage"]) == (True, public_during)
+
+    posted = await client.post("/v1/campaigns/2023/publications", json={}, headers=admin)
+    assert posted.status_code == 201
+    published_csv = await client.get(
+        "/v1/campaigns/2023/publications/1", params={"format": "csv"}, headers=viewer
+    )
+    assert published_csv.text.splitlines()[1] == f"33,浙江省,{figures},{during}"
+    client._transport.app.state.public_caches.clear()  # type: ignore[attr-defined]
+    published = (await client.get("/v1/public/summary")).json()
+    assert published["publication"] == 1
+    assert (published["provisional"], published["coverage"]) == (True, public_during)
+
+    for day in gap:
+        await deliver(client, cmb, day, 1)
+    figures = "1,1,0,0,0,3000,0,3000,"
+    after = "false,2023-09-09,2023-10-08,30,30,0,2,,,cmb 2023-09-12; cmb 2023-09-13,1,1"
+    as_csv = await client.get("/v1/reports/2023", params={"format": "csv"}, headers=viewer)
+    assert as_csv.text.splitlines()[1:] == [
+        f"33,浙江省,{figures},{after}",
+        f"total,合计,{figures},{after}",
+    ]
+    as_xlsx = await client.get("/v1/reports/2023", params={"format": "xlsx"}, headers=viewer)
+    _, province, _ = sheet_rows(as_xlsx.content)
+    settled = (False, "2023-09-09", "2023-10-08", 30, 30, 0, 2, None, None)
+    assert province[11:] == (*settled, "cmb 2023-09-12; cmb 2023-09-13", 1, 1)
+    posted = await client.post("/v1/campaigns/2023/publications", json={}, headers=admin)
+    assert posted.status_code == 201
+    client._transport.app.state.public_caches.clear()  # type: ignore[attr-defined]
+    revised = (await client.get("/v1/public/summary")).json()
+    assert revised["publication"] == 2 and revised["provisional"] is False
+    assert revised["coverage"] == {
+        **public_during,
+        "complete": 30,
+        "missing": 0,
+        "late": 2,
+        "delivered": 1,
+        "missing_days": [],
+    }
 
 
 async def test_metrics_count_provider_days_by_state(

@@ -529,13 +529,38 @@ def test_report_and_publication_files_neutralise_formula_text_but_keep_numbers(
     report = _report(start + "1+2")
     rows = list(csv.reader(io.StringIO(report_csv(report).decode(), newline="")))
     assert rows[1][1] == "'" + start + "1+2"
-    assert rows[1][7:] == ["-1500", "1000", "-2500", "-250.0"]
+    assert rows[1][7:11] == ["-1500", "1000", "-2500", "-250.0"]
+    assert rows[1][11:] == [""] * 12  # no coverage kept: nothing said
 
     sheet = openpyxl.load_workbook(io.BytesIO(report_xlsx(report))).active
     assert sheet is not None
     assert str(sheet.cell(2, 2).value).replace("_x000D_", "\r") == "'" + start + "1+2"
     assert sheet.cell(2, 2).data_type == "s"
     assert sheet.cell(2, 8).value == -15.0 and sheet.cell(2, 8).data_type == "n"
+
+    # Coverage text goes through the same neutraliser (a stored body is not trusted
+    # to hold only valid provider codes).
+    missing = [{"provider": start + "x", "day": "2023-09-12"}]
+    coverage = {
+        "from": "2023-09-09",
+        "to": "2023-10-08",
+        "provider_days": 30,
+        "complete": 29,
+        "pending": 0,
+        "late": 0,
+        "missing": missing,
+        "suspect": [],
+        "late_days": [],
+        "providers": 1,
+        "delivered": 0,
+    }
+    report = {**report, "coverage": coverage}
+    rows = list(csv.reader(io.StringIO(report_csv(report).decode(), newline="")))
+    assert rows[1][11] == "true" and rows[1][18] == "'" + start + "x 2023-09-12"
+    sheet = openpyxl.load_workbook(io.BytesIO(report_xlsx(report))).active
+    assert sheet is not None
+    assert str(sheet.cell(2, 19).value).replace("_x000D_", "\r") == "'" + start + "x 2023-09-12"
+    assert sheet.cell(2, 19).data_type == "s" and sheet.cell(2, 12).value is True
 
 
 # --- UnionPay ZM line lengths ----------------------------------------------------

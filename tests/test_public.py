@@ -1,5 +1,5 @@
-"""GET /v1/public/summary: no token, the report's figures, cached, nothing per
-enterprise or provider."""
+"""GET /v1/public/summary: no token, the report's figures and how complete the
+feeds behind them are, cached, nothing per enterprise or provider."""
 
 import time
 from datetime import UTC, date, datetime
@@ -85,10 +85,34 @@ async def test_public_summary_needs_no_token_and_shows_the_report(
         "as_of",
         "measures",
         "top_cities",
+        "provisional",
+        "coverage",
+    }
+    # cmb and alipay delivered 09-10 only (cmb also a baseline day, 08-20): the week
+    # after it is missing for both, and the later days, without a record, are
+    # suspect (under a third of their usual day); counts and days, no provider named.
+    assert summary["provisional"] is True
+    assert summary["coverage"] == {
+        "from": "2023-09-09",
+        "to": "2023-10-08",
+        "provider_days": 60,
+        "complete": 3,
+        "pending": 0,
+        "missing": 14,
+        "suspect": 43,
+        "late": 2,
+        "providers": 2,
+        "delivered": 0,
+        "missing_days": [f"2023-09-{d}" for d in range(11, 18)],
+        "suspect_days": [
+            "2023-09-09",
+            *(f"2023-09-{d}" for d in range(18, 31)),
+            *(f"2023-10-0{d}" for d in range(1, 9)),
+        ],
     }
     for secret in private:
         assert secret not in response.text
-    assert "enterprise" not in response.text and "provider" not in response.text
+    assert "enterprise" not in response.text
     assert response.headers["cache-control"].startswith("public, max-age=")
     assert 0 <= int(response.headers["cache-control"].rsplit("=", 1)[1]) <= 60
 

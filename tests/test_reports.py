@@ -14,6 +14,7 @@ import httpx
 import openpyxl
 import orjson
 
+from campaign.reports import FIELDS
 from tests.cli import run_payfeed
 from tests.factories import enterprise_with_account, push, record, register
 
@@ -233,14 +234,17 @@ async def test_report_equals_a_recount(
     )
     assert as_csv.headers["content-type"].startswith("text/csv")
     lines = list(csv.DictReader(io.StringIO(as_csv.text)))
-    assert lines == [
+    assert [{k: line[k] for k in FIELDS} for line in lines] == [
         {k: "" if v is None else str(v) for k, v in row.items()}
         for row in [*provinces["rows"], total]
     ]
-    assert as_csv.text.splitlines()[0] == (
+    assert as_csv.text.splitlines()[0].startswith(
         "unit,name,cities,enterprises,activities,sessions,policies,net_fen,baseline_net_fen,"
-        "uplift_fen,uplift_pct"
+        "uplift_fen,uplift_pct,provisional,coverage_from,"
     )
+    # Every line carries the report's coverage (exact values: tests/test_feeds.py).
+    (coverage,) = {tuple((k, v) for k, v in line.items() if k not in FIELDS) for line in lines}
+    assert dict(coverage)["coverage_provider_days"] == str(provinces["coverage"]["provider_days"])
 
     as_xlsx = await client.get(
         "/v1/reports/2023", params={"level": "city", "format": "xlsx"}, headers=viewer
@@ -253,7 +257,7 @@ def check_xlsx(content: bytes, report: dict[str, Any]) -> None:
     sheet = openpyxl.load_workbook(io.BytesIO(content)).active
     assert sheet is not None
     assert sheet.freeze_panes == "A2"
-    rows = list(sheet.iter_rows(values_only=True))
+    rows = [row[: len(FIELDS)] for row in sheet.iter_rows(values_only=True)]
     assert rows[0] == (
         "单位代码",
         "单位名称",
