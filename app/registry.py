@@ -1,5 +1,5 @@
-"""`/v1/registry/...`: register cities, enterprises, merchant accounts, activities
-and policies (JSON or CSV, each call all or nothing), and read them back
+"""`/v1/registry/...`: register cities, enterprises, merchant accounts, activities,
+policies and providers (JSON or CSV, each call all or nothing), and read them back
 (filtered, paged, JSON or CSV), within the caller's region."""
 
 from inspect import Parameter, Signature
@@ -20,6 +20,7 @@ from schemas.api import (
     EnterpriseRow,
     MerchantAccountRow,
     PolicyRow,
+    ProviderRow,
     Registered,
 )
 
@@ -31,6 +32,7 @@ ROWS: dict[str, type[BaseModel]] = {
     "merchant-accounts": MerchantAccountRow,
     "activities": ActivityRow,
     "policies": PolicyRow,
+    "providers": ProviderRow,
 }
 assert ROWS.keys() == LISTINGS.keys()
 
@@ -38,7 +40,8 @@ FILTER_HELP = {
     "campaign": "campaign code",
     "province": "two-digit GB/T 2260 province prefix",
     "city": "city code (a county code means its city)",
-    "kind": "enterprise kind",
+    "kind": "the enterprise's kind (retail, …) or the provider's (bank, card_network, third_party)",
+    "delivery": "how the provider delivers: stream or daily",
     "category": "category",
     "provider": "provider name",
     "uscc": "the enterprise's unified social credit code",
@@ -144,7 +147,12 @@ def _list_route(kind: str) -> None:
         items=(list[row], ...),  # type: ignore[valid-type]
         next_cursor=(str | None, ...),
     )
-    names = ("province", *listing.filters)
+    names = listing.filter_names
+    seen_by = (
+        "A regional token sees the rows of its region only."
+        if listing.region is not None
+        else "Providers lie in no region: every viewer sees them all."
+    )
     key_types = [str] * len(listing.key)
 
     async def endpoint(conn: Conn, who: Viewer, **given: Any) -> Any:
@@ -201,8 +209,7 @@ def _list_route(kind: str) -> None:
         summary=f"List {kind.replace('-', ' ')}",
         description=f"In key order ({', '.join(listing.key)}), a page of `limit` rows at "
         "a time: pass `next_cursor` as `cursor` for the next (null on the last). "
-        "`format=csv` gives the same page as CSV (the next cursor in `X-Next-Cursor`). "
-        "A regional token sees the rows of its region only.",
+        "`format=csv` gives the same page as CSV (the next cursor in `X-Next-Cursor`). " + seen_by,
         responses={200: {"content": {"text/csv": {"schema": {"type": "string"}}}}},
     )
 

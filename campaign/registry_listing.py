@@ -1,6 +1,11 @@
 """The registry read back: each kind's rows in key order, filtered, a page at a
 time, and never a row outside the caller's region.
 
+Providers lie in no region: they are registered by a national admin only and
+deliver for every region at once (SPEC section 10), and every viewer's coverage
+names them all; their listing is the same for every region and takes no
+`province` filter.
+
 A page is keyed (rows after the last key of the previous page), not offset, so
 that a registration between two pages neither repeats nor skips a row.
 """
@@ -15,7 +20,14 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from campaign.figures import check_filters
 from schemas.regions import CITIES, resolve_city
 from store.scope import Scope
-from store.tables import activities, campaign_cities, enterprises, merchant_accounts, policies
+from store.tables import (
+    activities,
+    campaign_cities,
+    enterprises,
+    merchant_accounts,
+    policies,
+    providers,
+)
 
 
 @dataclass(frozen=True)
@@ -25,11 +37,17 @@ class Listing:
     """What a row shows, by name."""
     key: tuple[str, ...]
     """The columns (of `columns`) the rows are ordered and paged by."""
-    region: str
-    """The column that places a row: a city code, or a policy's unit."""
+    region: str | None
+    """The column that places a row: a city code, or a policy's unit; None for
+    a kind that lies in no region."""
     filters: tuple[str, ...]
-    """Columns a caller may ask equal to a value; `province` (the region
-    column's first two digits) is always one."""
+    """Columns a caller may ask equal to a value, besides `province` (the region
+    column's first two digits), which every kind with a region takes."""
+
+    @property
+    def filter_names(self) -> tuple[str, ...]:
+        """Every filter a caller may give, `province` first where it applies."""
+        return ("province", *self.filters) if self.region is not None else self.filters
 
 
 _account_city = func.coalesce(merchant_accounts.c.city, enterprises.c.city)
@@ -77,6 +95,19 @@ LISTINGS: dict[str, Listing] = {
         "unit",
         ("campaign", "unit"),
     ),
+    "providers": Listing(
+        providers,
+        {
+            "provider": providers.c.provider,
+            "name": providers.c.name,
+            "kind": providers.c.kind,
+            "delivery": providers.c.delivery,
+            "due": func.to_char(providers.c.due, "HH24:MI"),
+        },
+        ("provider",),
+        None,
+        ("kind", "delivery"),
+    ),
 }
 """Registry kinds by their public name, as in `POST /v1/registry/{kind}`."""
 
@@ -110,10 +141,11 @@ async def list_registry(
     """Up to `limit` rows of `kind` after the key `after`, in the scope and equal
     to `filters`; and whether more follow."""
     listing = LISTINGS[kind]
-    await _check_in_scope(conn, scope, filters)
-    region = listing.columns[listing.region]
     query = select(*(c.label(n) for n, c in listing.columns.items())).select_from(listing.source)
-    query = query.where(*scope.where(region))
+    if listing.region is not None:
+        await _check_in_scope(conn, scope, filters)
+        region = listing.columns[listing.region]
+        query = query.where(*scope.where(region))
     for name, value in filters.items():
         if name == "province":
             query = query.where(func.left(region, 2) == value)

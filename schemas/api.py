@@ -377,6 +377,20 @@ class PolicyRow(BaseModel):
     issued_on: date
 
 
+class ProviderRow(BaseModel):
+    """A registered provider, with the fields of its registration (a listing saved
+    as CSV imports back as it is)."""
+
+    provider: str
+    name: str
+    kind: str = Field(examples=["bank"], description="bank, card_network or third_party")
+    delivery: str = Field(examples=["daily"], description="stream or daily")
+    due: str = Field(
+        examples=["10:00"],
+        description="local time on the day after a business day by which its data is complete",
+    )
+
+
 class Alive(BaseModel):
     status: str = Field(examples=["ok"])
 

@@ -1,6 +1,7 @@
 """Reading the registry back: campaigns, cities, enterprises, merchant accounts,
-activities and policies — filtered, paged by cursor, as JSON or CSV, each token
-seeing its own region only; and `payfeed registry list`."""
+activities, policies and providers — filtered, paged by cursor, as JSON or CSV,
+each token seeing its own region only (providers lie in none); and `payfeed
+registry list`."""
 
 from pathlib import Path
 from typing import Any
@@ -103,8 +104,9 @@ async def test_command_line_lists_a_kind_as_a_table(
     assert [line.split()[1] for line in lines[1:]] == sorted(c for c in CITY_NAMES if c[:2] == "33")
     wrong = await run_payfeed(database_url, tmp_path, "registry", "list", "--kind", "shops")
     assert wrong.returncode == 2
-    assert "--kind is one of cities, enterprises, merchant-accounts, activities, policies" in (
-        wrong.stderr.decode()
+    assert (
+        "--kind is one of cities, enterprises, merchant-accounts, activities, policies, providers"
+        in wrong.stderr.decode()
     )
 
 
@@ -126,3 +128,89 @@ async def test_command_line_csv_neutralises_formula_cells(
     text = done.stdout.decode()
     assert "'=HYPERLINK" in text
     assert "\n=HYPERLINK" not in text and ",=HYPERLINK" not in text
+
+
+PROVIDERS_CSV = (
+    "provider,name,kind,delivery,due\r\n"
+    "icbc,工商银行,bank,daily,11:30\r\n"
+    "unionpay,银联,card_network,stream,10:00\r\n"
+    "wechatpay,微信支付,third_party,daily,09:00\r\n"
+)
+
+
+async def test_providers_list_exactly_the_registered_ones_to_every_viewer(
+    client: httpx.AsyncClient,
+    admin: dict[str, str],
+    viewer: dict[str, str],
+    provider_token: Any,
+    regional_token: Any,
+    database_url: str,
+    tmp_path: Path,
+) -> None:
+    await seed(client, admin, provider_token)  # its merchant accounts and tokens name cmb
+    icbc = {"provider": "icbc", "name": "工商银行", "kind": "bank", "delivery": "daily"}
+    unionpay = {"provider": "unionpay", "name": "银联", "kind": "card_network"}
+    wechatpay = {"provider": "wechatpay", "name": "微信支付", "kind": "third_party"}
+    rows = [
+        {**wechatpay, "delivery": "daily", "due": "09:00"},
+        {**unionpay, "delivery": "stream"},
+        {**icbc, "due": "11:30"},
+    ]
+    assert (await register(client, admin, "providers", rows)).json() == {"registered": 3}
+    # Providers named only by accounts or tokens (cmb, boc) are not registered ones.
+    await provider_token("boc")
+    expected = [
+        {**icbc, "due": "11:30"},
+        {**unionpay, "delivery": "stream", "due": "10:00"},
+        {**wechatpay, "delivery": "daily", "due": "09:00"},
+    ]
+    zhejiang = await regional_token(Role.VIEWER, "33")
+    hangzhou = await regional_token(Role.ADMIN, "330100")
+    for who in (viewer, admin, zhejiang, hangzhou):
+        listed = await client.get("/v1/registry/providers", headers=who)
+        assert listed.status_code == 200, listed.text
+        assert listed.json() == {"items": expected, "next_cursor": None}
+
+    banks = (await client.get("/v1/registry/providers?kind=bank", headers=viewer)).json()
+    assert banks["items"] == [expected[0]]
+    streams = await client.get("/v1/registry/providers?delivery=stream", headers=zhejiang)
+    assert [p["provider"] for p in streams.json()["items"]] == ["unionpay"]
+    first = (await client.get("/v1/registry/providers?limit=2", headers=viewer)).json()
+    assert first["items"] == expected[:2]
+    rest = await client.get(
+        "/v1/registry/providers", params={"cursor": first["next_cursor"]}, headers=viewer
+    )
+    assert rest.json() == {"items": expected[2:], "next_cursor": None}
+
+    as_csv = await client.get("/v1/registry/providers?format=csv", headers=viewer)
+    assert as_csv.headers["content-type"] == "text/csv; charset=utf-8"
+    assert as_csv.text == PROVIDERS_CSV
+    again = await client.post(
+        "/v1/registry/providers",
+        content=as_csv.content,
+        headers={**admin, "Content-Type": "text/csv"},
+    )
+    assert again.json() == {"registered": 3}  # a listing saved as CSV imports back
+
+    for url in ("/v1/registry/providers?province=33", "/v1/registry/providers?city=330100"):
+        refused = await client.get(url, headers=zhejiang)
+        assert (refused.status_code, refused.json()["error"]["code"]) == (
+            400,
+            "unknown_parameter",
+        )
+    cmb_token = await provider_token("cmb")
+    forbidden = await client.get("/v1/registry/providers", headers=cmb_token)
+    assert (forbidden.status_code, forbidden.json()["error"]["code"]) == (403, "forbidden")
+    assert (await client.get("/v1/registry/providers")).status_code == 401
+
+    done = await run_payfeed(database_url, tmp_path, "registry", "list", "--kind", "providers")
+    assert done.returncode == 0, done.stderr
+    assert [line.split() for line in done.stdout.decode().splitlines()] == [
+        ["provider", "name", "kind", "delivery", "due"],
+        *([p["provider"], p["name"], p["kind"], p["delivery"], p["due"]] for p in expected),
+    ]
+    by_region = await run_payfeed(
+        database_url, tmp_path, "registry", "list", "--kind", "providers", "--province", "33"
+    )
+    assert by_region.returncode == 2
+    assert "providers are not filtered by --province" in by_region.stderr.decode()

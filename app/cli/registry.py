@@ -52,7 +52,7 @@ def list_(
         fail(f"--kind is one of {', '.join(LISTINGS)}")
     given = {"campaign": campaign, "province": province, "city": city}
     asked = {k: v for k, v in given.items() if v is not None}
-    unsupported = [k for k in asked if k != "province" and k not in LISTINGS[kind].filters]
+    unsupported = [k for k in asked if k not in LISTINGS[kind].filter_names]
     if unsupported:
         fail(f"{kind} are not filtered by --{', --'.join(unsupported)}")
     rows, more = in_transaction(lambda conn: list_registry(conn, kind, NATIONAL, asked, limit))
