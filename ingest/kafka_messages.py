@@ -13,12 +13,12 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeAlias
 
-import orjson
 from aiokafka.structs import ConsumerRecord
 
 from ingest.adapters.base import RawBatch
 from ingest.adapters.standard import from_objects
 from ingest.masking import mask_pans
+from schemas.json_objects import load_marking_repeats
 
 PROVIDER_HEADER = "provider"
 ERROR_HEADER = "error"
@@ -148,8 +148,9 @@ def _records(value: bytes | None) -> list[Any]:
     if value is None:
         raise _Unreadable("the message has no value")
     try:
-        decoded = orjson.loads(value)
-    except orjson.JSONDecodeError as exc:
+        # As every JSON ingest reads: a record that repeats a key is malformed.
+        decoded = load_marking_repeats(value)
+    except ValueError as exc:
         raise _Unreadable(f"the value is not valid JSON: {exc}") from None
     if isinstance(decoded, dict):
         return [decoded]

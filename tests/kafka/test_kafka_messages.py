@@ -55,6 +55,19 @@ def test_an_array_element_that_is_no_object_is_a_malformed_record() -> None:
     assert raw.received == 3
 
 
+def test_a_record_that_repeats_a_key_is_malformed() -> None:
+    twice = b'{"txn_id": "a", "amount_fen": 100, "amount_fen": 99999}'
+    poll = decode_poll(
+        [msg(0, twice), msg(1, b'[{"txn_id": "b"}, {"txn_id": "c", "txn_id": "d"}]')]
+    )
+    raw = poll.batches["cmb"].raw
+    assert raw.frame["txn_id"].to_list() == ["b"]
+    assert [(e.index, e.code, e.message) for e in raw.malformed] == [
+        (0, "malformed", "key 'amount_fen' appears twice in the record"),
+        (2, "malformed", "key 'txn_id' appears twice in the record"),
+    ]
+
+
 def test_bad_messages_are_set_aside_with_their_reason_and_coordinates() -> None:
     poll = decode_poll(
         [
