@@ -63,13 +63,16 @@ def load_marking_repeats(data: bytes | str) -> Any:
 
 
 def _keys_read(value: Any, text: bytes) -> int:
-    """The keys of every object in `value`, as read from `text`. The usual body,
-    an array of flat records, is counted without looking at each value: when
-    the text opens no more objects and arrays than the array and its records,
-    no record holds one."""
+    """The keys of every object in `value`, as read from `text`. The usual
+    bodies, a flat record or an array of them, are counted without looking at
+    each value: when the text opens no more objects and arrays than the array
+    and its records, no record holds one."""
+    opened = text.count(b"{") + text.count(b"[")
+    if type(value) is dict and opened == 1:
+        return len(value)
     if type(value) is list:
         records = [item for item in value if type(item) is dict]
-        if text.count(b"{") + text.count(b"[") == 1 + len(records):
+        if opened == 1 + len(records):
             return sum(map(len, records))
     return _keys(value)
 
