@@ -6,9 +6,7 @@ from typing import Any
 
 from fastapi.responses import Response
 
-from store.spreadsheets import csv_text
-
-CSV_MEDIA_TYPE = "text/csv; charset=utf-8"
+from store.spreadsheets import CSV_MEDIA_TYPE, csv_text
 
 
 def _download(filename: str, more: Mapping[str, str] | None) -> dict[str, str]:

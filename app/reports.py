@@ -10,9 +10,10 @@ from app.answers import Rendered, answer
 from app.deps import ReadConn, Viewer
 from app.openapi import errors
 from campaign.coverage import coverage_clock
-from campaign.report_files import CSV_MEDIA_TYPE, XLSX_MEDIA_TYPE, report_csv, report_xlsx
+from campaign.report_files import report_csv, report_xlsx
 from campaign.reports import campaign_report
 from schemas.api import Report
+from store.spreadsheets import CSV_MEDIA_TYPE, XLSX_MEDIA_TYPE
 
 router = APIRouter(prefix="/v1/reports", tags=["reports"])
 

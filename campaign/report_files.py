@@ -21,9 +21,6 @@ from campaign.coverage import is_provisional
 from campaign.reports import FIELDS
 from store.spreadsheets import csv_text, neutralise
 
-XLSX_MEDIA_TYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
-CSV_MEDIA_TYPE = "text/csv; charset=utf-8"
-
 HEADER_ZH = {
     "unit": "单位代码",
     "name": "单位名称",

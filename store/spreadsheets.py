@@ -37,6 +37,7 @@ def csv_text(
     return out.getvalue()
 
 
+CSV_MEDIA_TYPE = "text/csv; charset=utf-8"
 XLSX_MEDIA_TYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 
 
