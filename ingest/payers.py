@@ -15,7 +15,7 @@ from typing import Any
 
 import polars as pl
 from datasketches import hll_sketch, hll_union
-from sqlalchemy import Date, Table
+from sqlalchemy import Date, Table, text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from store.db import raw_connection
@@ -114,9 +114,12 @@ async def compact_payers(conn: AsyncConnection, batches: int = COMPACT_BATCHES) 
     the lock). Merging a payer into a sketch twice changes nothing, so a merge
     that races a rebuild (`ingest.rollups.rebuild_rollups`) counts no payer
     twice."""
-    pg = await raw_connection(conn)
-    if not await pg.fetchval("SELECT pg_try_advisory_xact_lock($1)", COMPACT_LOCK):
+    # Through `conn`, so that its transaction has begun: the lock and every
+    # statement after it on the raw connection belong to it.
+    lock = text("SELECT pg_try_advisory_xact_lock(:key)")
+    if not (await conn.execute(lock, {"key": COMPACT_LOCK})).scalar_one():
         return 0
+    pg = await raw_connection(conn)
     queued = await pg.fetch(TAKE, batches)
     if not queued:
         return 0
