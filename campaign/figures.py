@@ -1,17 +1,34 @@
 """Dashboard figures: the rollups grouped and filtered as asked, with exact
-measures and the merged payer sketches' estimate."""
+measures and the payer sketches' estimate, read from the grain that needs the
+fewest merges (`_payer_counts`)."""
 
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import date
 from typing import Any
 
-from sqlalchemy import BigInteger, ColumnElement, Select, Table, cast, func, select, tuple_
+from sqlalchemy import (
+    BigInteger,
+    ColumnElement,
+    Select,
+    Table,
+    and_,
+    cast,
+    func,
+    select,
+    tuple_,
+)
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from schemas.regions import resolve_city
 from store.scope import NATIONAL, Scope
 from store.sketches import estimate, sketch_table_for, union_of
-from store.tables import ROLLUP_MEASURES, enterprises, rollup_city_day, rollup_enterprise_day
+from store.tables import (
+    ROLLUP_MEASURES,
+    enterprises,
+    payer_periods,
+    rollup_city_day,
+    rollup_enterprise_day,
+)
 
 DIMENSIONS = ("day", "province", "city", "enterprise", "category", "channel", "provider")
 FILTERS = ("province", "city", "enterprise", "category", "channel", "provider")
@@ -75,9 +92,15 @@ def _selected(
     table: Table, first_day: date, last_day: date, filters: Mapping[str, str], scope: Scope
 ) -> list[ColumnElement[bool]]:
     """The rows of the days, filters and scope asked for: every query of rollups
-    or sketches selects through here, so none reads outside the caller's scope."""
+    or sketches selects through here, so none reads outside the caller's scope.
+    A table kept per period (`payers_period`) is read at exactly those days."""
+    days = (
+        table.c.day.between(first_day, last_day)
+        if "day" in table.c
+        else and_(table.c.first_day == first_day, table.c.last_day == last_day)
+    )
     return [
-        table.c.day.between(first_day, last_day),
+        days,
         *(_column(table, name) == value for name, value in filters.items()),
         *([] if scope.national else scope.where(table.c.city)),  # payers_day has no city
     ]
@@ -184,6 +207,41 @@ def _needed(dims: Sequence[str], filters: Mapping[str, str], scope: Scope) -> se
     return {*dims, *filters, *([] if scope.national else ["city"])}
 
 
+async def _period_kept(conn: AsyncConnection, first_day: date, last_day: date) -> bool:
+    kept = select(payer_periods.c.first_day).where(
+        payer_periods.c.first_day == first_day, payer_periods.c.last_day == last_day
+    )
+    return (await conn.execute(kept)).first() is not None
+
+
+async def _group_estimates(
+    conn: AsyncConnection, table: Table, dims: Sequence[str], where: list[ColumnElement[bool]]
+) -> dict[tuple[Any, ...], int]:
+    """The estimate of each group of `dims` among `table`'s rows `where`: a group
+    of one key reads its stored estimate, only groups of several keys (and every
+    group of a table without estimates) fetch and merge their sketches."""
+    keys = [_column(table, d).label(d) for d in dims]
+    counts: dict[tuple[Any, ...], int] = {}
+    several: list[tuple[Any, ...]] | None = None  # None: every group merges
+    if "estimate" in table.c:
+        several = []
+        single = select(*keys, func.count(), func.min(table.c.estimate))
+        for row in await conn.execute(single.where(*where).group_by(*keys)):
+            key, stored_keys, stored = tuple(row[: len(dims)]), row[-2], row[-1]
+            if stored_keys == 1:
+                counts[key] = int(stored)
+            else:
+                several.append(key)
+        if not several:
+            return counts
+    merged = select(*keys, func.array_agg(table.c.sketch)).where(*where).group_by(*keys)
+    if several is not None:
+        merged = merged.where(_key(table, dims).in_(several))
+    for row in await conn.execute(merged):
+        counts[tuple(row[: len(dims)])] = estimate(union_of(row[-1]))
+    return counts
+
+
 async def _payer_counts(
     conn: AsyncConnection,
     rollup: Table,
@@ -197,37 +255,30 @@ async def _payer_counts(
     """Estimated distinct payers per group of `dims` (those from `within[0]` to
     `within[1]` when given) and, without `within`, over all groups.
 
-    Each is read from the coarsest sketch grain that can answer it
-    (`store.sketches.sketch_table_for`): a group that is one key of a coarse
-    grain reads that key's stored estimate and merges nothing; other groups
-    merge their keys' sketches. The total is the union at the coarsest grain
-    the filters and scope allow (a national total: one sketch per day)."""
+    Each is read from the sketch grain with the fewest keys per group
+    (`store.sketches.sketch_table_for`): a row per day or per city and day from
+    the day grains; a listing by enterprise over a campaign's window or baseline
+    from `payers_period`, one key per enterprise. A group that is one stored key
+    reads that key's stored estimate and merges nothing; only a group of several
+    keys merges their sketches (the same estimate either way: `store.sketches`).
+    The total is the union at the coarsest grain the filters and scope allow (a
+    national total: one sketch per day)."""
+    needed = _needed(dims, filters, scope)
+    kept = "enterprise" in needed and await _period_kept(conn, first_day, last_day)
     counts: dict[tuple[Any, ...], int] = {}
     if dims:
-        table = sketch_table_for(rollup, _needed(dims, filters, scope))
-        key_columns = {c.name for c in table.primary_key.columns}
-        stored = "estimate" in table.c and "province" not in dims and set(dims) == key_columns
-        keys = [_column(table, d).label(d) for d in dims]
-        value = table.c.estimate if stored else func.array_agg(table.c.sketch).label("sketches")
-        statement = select(*keys, value).where(
-            *_selected(table, first_day, last_day, filters, scope)
-        )
+        table = sketch_table_for(rollup, needed, kept)
+        where = _selected(table, first_day, last_day, filters, scope)
         if within is not None:
-            statement = statement.where(
-                _key(table, dims).between(tuple_(*within[0]), tuple_(*within[1]))
-            )
-        if not stored:
-            statement = statement.group_by(*keys)
-        for row in (await conn.execute(statement)).mappings():
-            key = tuple(row[d] for d in dims)
-            counts[key] = int(row["estimate"]) if stored else estimate(union_of(row["sketches"]))
+            where.append(_key(table, dims).between(tuple_(*within[0]), tuple_(*within[1])))
+        counts = await _group_estimates(conn, table, dims, where)
     if within is not None:
         return counts, None
-    table = sketch_table_for(rollup, _needed([], filters, scope))
-    sketches = (
+    table = sketch_table_for(rollup, _needed([], filters, scope), kept)
+    all_sketches = (
         await conn.execute(
             select(table.c.sketch).where(*_selected(table, first_day, last_day, filters, scope))
         )
     ).scalars()
-    total = estimate(union_of(sketches))
+    total = estimate(union_of(all_sketches))
     return (counts if dims else {(): total}), total

@@ -3,6 +3,11 @@ a compactor merges the queue into the sketches off the batches' path, and the
 rebuild recomputes them from stored records. The sketch format and its merge are
 `store.sketches`.
 
+Besides the day grains, the compactor keeps each enterprise's sketch over every
+campaign's window and baseline (`payers_period`), merged once here rather than
+on every dashboard read: a listing by enterprise over a campaign reads one
+stored estimate per enterprise.
+
 So `payer_count` lags the exact measures by up to one merge interval plus the
 merge's own run time (`PAYER_COUNT_LAG_SECONDS` in `store.sketches`, stated in
 the API docs); every other measure stays exact once a batch is answered."""
@@ -10,6 +15,7 @@ the API docs); every other measure stays exact once a batch is answered."""
 import asyncio
 import io
 import logging
+from collections.abc import Iterable
 from datetime import date
 from typing import Any
 
@@ -19,10 +25,16 @@ from sqlalchemy import Date, Table, text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from store.db import raw_connection
-from store.sketches import LG_K, SKETCH_TABLES, TARGET, updated
-from store.tables import (
-    rollup_enterprise_day_payers,
+from store.sketches import (
+    LG_K,
+    SKETCH_TABLES,
+    TARGET,
+    estimate,
+    estimate_of,
+    union_of,
+    updated,
 )
+from store.tables import payer_periods, payers_period, rollup_enterprise_day_payers
 
 COPY_CHUNK = 5000
 
@@ -66,8 +78,24 @@ def _upsert_sql(table: Table) -> str:
     )
 
 
-SELECTS = {table.name: _select_sql(table) for table in SKETCH_TABLES}
-UPSERTS = {table.name: _upsert_sql(table) for table in SKETCH_TABLES}
+SELECTS = {table.name: _select_sql(table) for table in (*SKETCH_TABLES, payers_period)}
+UPSERTS = {table.name: _upsert_sql(table) for table in (*SKETCH_TABLES, payers_period)}
+
+Period = tuple[date, date]
+
+WANTED_PERIODS = """
+SELECT first_day, last_day FROM campaigns
+UNION SELECT baseline_first_day, baseline_last_day FROM campaigns
+"""
+KEPT_PERIODS = "SELECT first_day, last_day FROM payer_periods"
+PERIOD_SKETCHES = """
+SELECT enterprise, city, array_agg(sketch) AS sketches FROM rollup_enterprise_day_payers
+WHERE day BETWEEN $1 AND $2 GROUP BY enterprise, city
+"""
+DROP_PERIOD = (
+    "DELETE FROM payers_period WHERE first_day = $1 AND last_day = $2",
+    "DELETE FROM payer_periods WHERE first_day = $1 AND last_day = $2",
+)
 
 
 PAYER_COLUMNS = ("day", "city", "enterprise", "category", "channel", "provider", "payer_hash")
@@ -120,11 +148,13 @@ async def compact_payers(conn: AsyncConnection, batches: int = COMPACT_BATCHES) 
     if not (await conn.execute(lock, {"key": COMPACT_LOCK})).scalar_one():
         return 0
     pg = await raw_connection(conn)
+    kept = {(r["first_day"], r["last_day"]) for r in await pg.fetch(KEPT_PERIODS)}
     queued = await pg.fetch(TAKE, batches)
-    if not queued:
-        return 0
-    await merge_payers(pg, pl.concat([pl.read_ipc(io.BytesIO(row["payers"])) for row in queued]))
-    await pg.execute(DONE, [row["id"] for row in queued])
+    if queued:
+        payers = pl.concat([pl.read_ipc(io.BytesIO(row["payers"])) for row in queued])
+        await merge_payers(pg, payers, kept)
+        await pg.execute(DONE, [row["id"] for row in queued])
+    await keep_campaign_periods(pg, kept)
     return len(queued)
 
 
@@ -152,27 +182,81 @@ async def compact_continuously(engine: AsyncEngine, every: float = COMPACT_EVERY
             log.exception("merging queued payers failed; retrying at the next interval")
 
 
-async def merge_payers(pg: Any, payers: pl.DataFrame) -> None:
-    """Add payers to the sketch of every rollup row they count in: grouped in
-    polars, the stored sketches of those keys loaded with one SELECT, merged,
-    written back with one upsert per grain, rows in key order."""
+async def merge_payers(pg: Any, payers: pl.DataFrame, periods: Iterable[Period] = ()) -> None:
+    """Add payers to the sketch of every rollup row they count in, and of their
+    enterprise over each of `periods` their day falls in. The tables are written
+    in a fixed order (`SKETCH_TABLES`, then `payers_period`), the one
+    `ingest.rollups.rebuild_rollups` locks them in."""
     payers = payers.with_columns(pl.col("payer_hash").bin.encode("hex"))
     for table in SKETCH_TABLES:
-        dims = _dims(table)
-        fresh = payers.group_by(dims).agg(pl.col("payer_hash")).sort(dims)
-        keys = [fresh[d].to_list() for d in dims]
-        stored = {
-            tuple(row[d] for d in dims): row["sketch"]
-            for row in await pg.fetch(SELECTS[table.name], *keys)
-        }
-        sketches = [
-            updated(hashes, stored.get(tuple(key)))
-            for *key, hashes in fresh.select(*dims, "payer_hash").iter_rows()
-        ]
-        values: list[list[Any]] = [[bytes(s.serialize_compact()) for s in sketches]]
-        if "estimate" in table.c:
-            values.append([int(round(s.get_estimate())) for s in sketches])
-        await pg.execute(UPSERTS[table.name], *keys, *values)
+        await _merge_into(pg, table, payers)
+    in_periods = [
+        payers.filter(pl.col("day").is_between(first, last)).with_columns(
+            first_day=pl.lit(first), last_day=pl.lit(last)
+        )
+        for first, last in periods
+    ]
+    if in_periods:
+        await _merge_into(pg, payers_period, pl.concat(in_periods))
+
+
+async def _merge_into(pg: Any, table: Table, payers: pl.DataFrame) -> None:
+    """Grouped in polars by `table`'s key, the stored sketches of those keys
+    loaded with one SELECT, merged, written back with one upsert, rows in key
+    order."""
+    dims = _dims(table)
+    fresh = payers.group_by(dims).agg(pl.col("payer_hash")).sort(dims)
+    if not fresh.height:
+        return
+    keys = [fresh[d].to_list() for d in dims]
+    stored = {
+        tuple(row[d] for d in dims): row["sketch"]
+        for row in await pg.fetch(SELECTS[table.name], *keys)
+    }
+    sketches = [
+        updated(hashes, stored.get(tuple(key)))
+        for *key, hashes in fresh.select(*dims, "payer_hash").iter_rows()
+    ]
+    values: list[list[Any]] = [[bytes(s.serialize_compact()) for s in sketches]]
+    if "estimate" in table.c:
+        values.append([estimate_of(s) for s in sketches])
+    await pg.execute(UPSERTS[table.name], *keys, *values)
+
+
+async def keep_campaign_periods(pg: Any, kept: set[Period]) -> None:
+    """Make the kept periods (`kept`: `payer_periods` as read) the campaigns'
+    windows and baselines: a period no campaign has any more is dropped, a new
+    one is built from the enterprise-day sketches. Writes nothing when nothing
+    changed, so the data version stays put."""
+    wanted = {(r["first_day"], r["last_day"]) for r in await pg.fetch(WANTED_PERIODS)}
+    for period in sorted(kept - wanted):
+        for statement in DROP_PERIOD:
+            await pg.execute(statement, *period)
+    for period in sorted(wanted - kept):
+        await build_period(pg, period)
+
+
+async def build_period(pg: Any, period: Period) -> int:
+    """Every enterprise's sketch over `period`: the union of its enterprise-day
+    sketches, streamed in bounded memory; the period is then listed as kept.
+    Returns the rows written. The caller holds the compactor's lock, or the
+    rebuild's table locks, so no merge runs meanwhile."""
+    out: list[tuple[Any, ...]] = []
+    written = 0
+    columns = [*_dims(payers_period), "sketch", "estimate"]
+    async for row in pg.cursor(PERIOD_SKETCHES, *period, prefetch=1000):
+        union = union_of(row["sketches"])
+        merged = bytes(union.get_result(TARGET).serialize_compact())
+        out.append((*period, row["enterprise"], row["city"], merged, estimate(union)))
+        if len(out) >= COPY_CHUNK:
+            await pg.copy_records_to_table(payers_period.name, records=out, columns=columns)
+            written += len(out)
+            out.clear()
+    if out:
+        await pg.copy_records_to_table(payers_period.name, records=out, columns=columns)
+        written += len(out)
+    await pg.execute(f"INSERT INTO {payer_periods.name} VALUES ($1, $2)", *period)
+    return written
 
 
 REBUILD_SQL = """
@@ -188,8 +272,10 @@ is the same sketch as one built from all the payers)."""
 
 async def rebuild_payers(conn: AsyncConnection, first_day: date, last_day: date) -> dict[str, int]:
     """Replace the sketches of the days `first_day`..`last_day` at every grain with
-    sketches recomputed from the stored records, streamed in bounded memory. The
-    caller holds the locks that keep writers out (`ingest.rollups.rebuild_rollups`)."""
+    sketches recomputed from the stored records, streamed in bounded memory, then
+    every kept period that overlaps those days from the enterprise-day sketches.
+    The caller holds the locks that keep writers out
+    (`ingest.rollups.rebuild_rollups`)."""
     pg = await raw_connection(conn)
     fine = rollup_enterprise_day_payers
     # Each keyed by a prefix of REBUILD_SQL's order, so each key's rows come together.
@@ -208,7 +294,7 @@ async def rebuild_payers(conn: AsyncConnection, first_day: date, last_day: date)
         out[table].clear()
 
     def close(table: Table, key: tuple[Any, ...], sketch: hll_sketch) -> None:
-        estimated = [int(round(sketch.get_estimate()))] if "estimate" in table.c else []
+        estimated = [estimate_of(sketch)] if "estimate" in table.c else []
         out[table].append((*key, bytes(sketch.serialize_compact()), *estimated))
 
     open_unions: dict[Table, tuple[tuple[Any, ...], hll_union]] = {}
@@ -230,4 +316,13 @@ async def rebuild_payers(conn: AsyncConnection, first_day: date, last_day: date)
         close(table, key, union.get_result(TARGET))
     for table in SKETCH_TABLES:
         await flush(table)
+    counts[payers_period.name] = 0
+    for period in await pg.fetch(
+        f"{KEPT_PERIODS} WHERE first_day <= $2 AND last_day >= $1 ORDER BY 1, 2",
+        first_day,
+        last_day,
+    ):
+        for statement in DROP_PERIOD:
+            await pg.execute(statement, *period)
+        counts[payers_period.name] += await build_period(pg, (period[0], period[1]))
     return counts

@@ -17,8 +17,15 @@ from ingest.calendar import rebuild_calendar, verify_calendar
 from ingest.measures import MEASURE_EXPRS, MEASURE_SQL
 from ingest.payers import rebuild_payers
 from store.db import raw_connection
-from store.sketches import PAYER_TABLES
-from store.tables import ROLLUP_MEASURES, feed_days, rollup_city_day, rollup_enterprise_day
+from store.sketches import SKETCH_TABLES
+from store.tables import (
+    ROLLUP_MEASURES,
+    feed_days,
+    payer_periods,
+    payers_period,
+    rollup_city_day,
+    rollup_enterprise_day,
+)
 
 ROLLUP_TABLES: tuple[Table, ...] = (rollup_city_day, rollup_enterprise_day)
 
@@ -117,8 +124,9 @@ async def rebuild_rollups(
     from the stored records and swap them in atomically, while ingestion goes on.
 
     One transaction (READ COMMITTED, the default) first takes
-    `LOCK … IN SHARE ROW EXCLUSIVE MODE` on the rollup tables, then their sketch
-    tables. That mode conflicts with the ROW EXCLUSIVE lock a batch needs to add
+    `LOCK … IN SHARE ROW EXCLUSIVE MODE` on the rollup tables, then every sketch
+    table in the order the payer compactor writes them (so the two queue rather
+    than deadlock). That mode conflicts with the ROW EXCLUSIVE lock a batch needs to add
     its deltas, and with itself, but not with readers: dashboards go on reading
     the old rows until the commit, then see the new ones — never a half-built
     range. A batch that has already added its deltas holds the tables until it
@@ -129,7 +137,7 @@ async def rebuild_rollups(
     rebuild runs. The delivery calendar is locked (last, after the writer's order)
     and rebuilt with them. Returns the rows written per table; `progress(done,
     total)` follows the tables (the payer sketches and the calendar last)."""
-    tables = [*ROLLUP_TABLES, *(PAYER_TABLES[t] for t in ROLLUP_TABLES), feed_days]
+    tables = [*ROLLUP_TABLES, *SKETCH_TABLES, payers_period, payer_periods, feed_days]
     await conn.execute(
         text(f"LOCK TABLE {', '.join(t.name for t in tables)} IN SHARE ROW EXCLUSIVE MODE")
     )

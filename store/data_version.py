@@ -2,7 +2,7 @@
 
 Every statement that changes a table the dashboards read (rollups, payer
 sketches, the registry, campaigns) bumps `data_version` in its own
-transaction, by a statement trigger (migrations 0006, 0009, 0010): whatever path writes
+transaction, by a statement trigger (migrations 0006, 0009, 0010, 0012): whatever path writes
 — a batch, a rebuild, the sketch compactor, a registry import — the version
 moves with the data, without any caller having to remember it. The counter's
 rows only grow, so their sum never comes back to an earlier value.

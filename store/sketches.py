@@ -11,6 +11,14 @@ most about 2.1 KB per key): relative standard error 1.04/√4096 ≈ 1.6 %, so a
 68 % of estimates fall within ±1.6 % of the true count and 99.7 % within ±4.9 %.
 Small counts (up to a few hundred payers) are practically exact.
 
+Every estimate payfeed gives or stores is `estimate`: the composite estimate of
+a union's registers, a function of the set of payers alone. A sketch's own
+estimate depends on the order its payers came in (its HIP estimator), so a
+coarse sketch updated batch by batch, the union of its fine sketches and a
+rebuild would each give a slightly different count (5,975 and 6,034 for one
+enterprise's 22 day sketches merged in two orders). This way an estimate stored
+with a coarse sketch is exactly what merging the fine sketches under it gives.
+
 Why Python here: stock PostgreSQL (and the embedded server) has no HLL type, and
 DataSketches updates one item per call; the sketch work is a tight loop over a
 batch's payer hashes (well under a microsecond each), done once per batch.
@@ -25,6 +33,7 @@ from sqlalchemy import Table
 from store.tables import (
     payers_city_day,
     payers_day,
+    payers_period,
     rollup_city_day,
     rollup_city_day_payers,
     rollup_enterprise_day,
@@ -55,17 +64,26 @@ SKETCH_TABLES: tuple[Table, ...] = (
     rollup_city_day_payers,
     rollup_enterprise_day_payers,
 )
-"""Every grain payers are kept at, coarsest first: a query reads the coarsest
-that has the dims, filters and scope it needs."""
+"""Every day grain payers are kept at, coarsest first: a query reads the coarsest
+that has the dims, filters and scope it needs. Besides them, `payers_period`
+keeps each enterprise over a campaign's window or baseline."""
 
 
-def sketch_table_for(rollup: Table, needed: Iterable[str]) -> Table:
-    """The coarsest sketch table keyed by every column in `needed` (`province`
-    is the city's prefix), else `rollup`'s own."""
+PERIOD_COLUMNS = frozenset({"enterprise", "city"})
+"""What `payers_period` can group and filter by within its period."""
+
+
+def sketch_table_for(rollup: Table, needed: Iterable[str], period_kept: bool = False) -> Table:
+    """The sketch table with the fewest keys per group that has every column in
+    `needed` (`province` is the city's prefix): a coarse day grain when it has
+    them; `payers_period` (one key per enterprise) when enterprises are needed
+    and the query's days are a kept period; else `rollup`'s own."""
     columns = {"city" if name == "province" else name for name in needed}
     for table in SKETCH_TABLES[:2]:
         if columns <= {c.name for c in table.primary_key.columns}:
             return table
+    if period_kept and "enterprise" in columns and columns <= PERIOD_COLUMNS:
+        return payers_period
     return PAYER_TABLES[rollup]
 
 
@@ -77,8 +95,19 @@ def union_of(sketches: Iterable[bytes | hll_sketch]) -> hll_union:
 
 
 def estimate(union: hll_union) -> int:
-    """The estimated distinct payers of a union of sketches, to the unit."""
+    """The estimated distinct payers of a union of sketches, to the unit, from its
+    registers alone. Merging the union's own result back into it changes no
+    register but marks it out of order, so it uses the composite estimator;
+    otherwise a union of one large sketch and small ones would still give the
+    large one's order-dependent (HIP) estimate. A union small enough to hold a
+    list of payers counts that list either way."""
+    union.update(union.get_result(TARGET))
     return int(round(union.get_estimate()))
+
+
+def estimate_of(sketch: bytes | hll_sketch) -> int:
+    """`estimate` of one sketch: what merging it with nothing else gives."""
+    return estimate(union_of([sketch]))
 
 
 def sketch_of(payer_hashes: Iterable[str], base: bytes | None = None) -> bytes:

@@ -3,7 +3,10 @@
 Constraint names follow one convention so that migrations stay stable.
 Rollups come at two grains: `rollup_city_day` answers every query that neither
 groups nor filters by enterprise (a 30-day national dashboard reads thousands of
-rows); `rollup_enterprise_day` answers the rest.
+rows); `rollup_enterprise_day` answers the rest. Its index by enterprise and day
+lets a page of a listing by enterprise group its own enterprises' rows and stop
+(1,000 of 10,000 enterprises over 20 days: 96 ms to group every row, 11 ms
+through the index); no measure is in it, so rollup updates stay HOT.
 """
 
 from sqlalchemy import (
@@ -151,6 +154,7 @@ rollup_city_day = _rollup_table("rollup_city_day", "city", "category", "channel"
 rollup_enterprise_day = _rollup_table(
     "rollup_enterprise_day", "city", "enterprise", "category", "channel", "provider"
 )
+Index(None, rollup_enterprise_day.c.enterprise, rollup_enterprise_day.c.day)
 
 quarantine = Table(
     "quarantine",
@@ -239,6 +243,32 @@ def _coarse_payers_table(name: str, *dims: str) -> Table:
 
 payers_day = _coarse_payers_table("payers_day")
 payers_city_day = _coarse_payers_table("payers_city_day", "city")
+
+payers_period = Table(
+    "payers_period",
+    metadata,
+    Column("first_day", Date, primary_key=True),
+    Column("last_day", Date, primary_key=True),
+    Column("enterprise", Text, primary_key=True),
+    Column("city", Text, primary_key=True),
+    Column("sketch", LargeBinary, nullable=False),
+    Column("estimate", BigInteger, nullable=False),
+    postgresql_with={"fillfactor": 50},
+)
+"""Payer sketches per enterprise (and city) over a whole period, with their
+estimates: the union of the enterprise's day sketches over `first_day`..`last_day`,
+kept for the periods in `payer_periods` only. A listing by enterprise over such a
+period reads one estimate per enterprise instead of merging one sketch per
+enterprise and day (30,000 per page of 1,000). Kept by the payer compactor."""
+
+payer_periods = Table(
+    "payer_periods",
+    metadata,
+    Column("first_day", Date, primary_key=True),
+    Column("last_day", Date, primary_key=True),
+)
+"""The periods `payers_period` is kept for (the campaigns' windows and
+baselines): a period listed here has every enterprise's sketch, none other has any."""
 
 payer_queue = Table(
     "payer_queue",
