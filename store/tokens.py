@@ -12,7 +12,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import and_, or_, select, update
+from sqlalchemy import and_, select, text, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from schemas.records import LOCAL_TIME_ZONE, Role
@@ -88,32 +88,35 @@ async def create_token(
     return token
 
 
+AUTHENTICATE = text(
+    """
+WITH live AS (
+    SELECT id, role, provider, region FROM tokens
+    WHERE token_hash = :hash AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > now())
+), noted AS (
+    UPDATE tokens SET last_used_at = now()
+    WHERE id = (
+        SELECT t.id FROM tokens t JOIN live USING (id)
+        WHERE t.last_used_at IS NULL OR t.last_used_at < now() - CAST(:every AS interval)
+        FOR UPDATE OF t SKIP LOCKED
+    )
+)
+SELECT id, role, provider, region FROM live
+"""
+)
+"""One round trip: every authenticated request makes it, so the lookup and the
+noting of its use are one statement."""
+
+
 async def authenticate(conn: AsyncConnection, token: str) -> Principal | None:
     """The caller of a live token (not revoked, not expired), else None. Notes
     when the token was used, at most once a minute and skipping a row another
     request holds, so that no request ever waits for another's transaction."""
     row = (
-        await conn.execute(
-            select(tokens.c.id, tokens.c.role, tokens.c.provider, tokens.c.region).where(
-                tokens.c.token_hash == token_hash(token),
-                tokens.c.revoked_at.is_(None),
-                or_(tokens.c.expires_at.is_(None), tokens.c.expires_at > datetime.now(UTC)),
-            )
-        )
+        await conn.execute(AUTHENTICATE, {"hash": token_hash(token), "every": LAST_USED_EVERY})
     ).first()
     if row is None:
         return None
-    now = datetime.now(UTC)
-    due = (
-        select(tokens.c.id)
-        .where(
-            tokens.c.id == row.id,
-            or_(tokens.c.last_used_at.is_(None), tokens.c.last_used_at < now - LAST_USED_EVERY),
-        )
-        .with_for_update(skip_locked=True)
-        .scalar_subquery()
-    )
-    await conn.execute(update(tokens).where(tokens.c.id == due).values(last_used_at=now))
     return Principal(row.id, Role(row.role), row.provider, row.region)
 
 
