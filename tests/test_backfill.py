@@ -206,3 +206,34 @@ def test_cli_exits_non_zero_when_a_file_cannot_be_read(database_url: str, tmp_pa
     assert done.returncode == 1, done.stderr
     assert "missing.csv: FAILED" in done.stdout
     assert "empty.ndjson: read 0" in done.stdout
+
+
+def test_cli_leaves_its_metrics_for_a_textfile_collector(database_url: str, tmp_path: Path) -> None:
+    """A command has no /metrics: `--metrics-file` leaves the run's records by
+    outcome, source backfill, where node_exporter's textfile collector reads them."""
+    records = tmp_path / "records.ndjson"
+    good = '{"txn_id": "M1", "kind": "payment", "amount_fen": 100, "currency": "CNY", '
+    good += (
+        '"occurred_at": "2023-09-10T12:00:00+08:00", "merchant_id": "NOPE", "channel": "online"}'
+    )
+    records.write_text(good + "\n" + '{"txn_id": "M2"}' + "\n")
+    env = {
+        **os.environ,
+        "PAYFEED_DATABASE_URL": database_url,
+        "PAYFEED_SECRET_KEY": "x",
+        "PAYFEED_HOME": str(tmp_path / "home"),
+    }
+    payfeed = str(Path(sys.executable).with_name("payfeed"))
+    metrics = tmp_path / "payfeed.prom"
+    done = subprocess.run(
+        [payfeed, "backfill", "--provider", "cmb", "--metrics-file", str(metrics), str(records)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    lines = metrics.read_text().splitlines()
+    for outcome in ("unknown_merchant", "invalid_field"):
+        series = f'payfeed_records_total{{outcome="{outcome}",provider="cmb",source="backfill"}}'
+        assert f"{series} 1.0" in lines, outcome

@@ -4,6 +4,7 @@ import asyncio
 from pathlib import Path
 
 import typer
+from prometheus_client import REGISTRY, write_to_textfile
 from rich.progress import TaskID, TextColumn
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -25,6 +26,11 @@ def backfill(
     provider: str = typer.Option(..., help="the provider whose files these are"),
     format: str = typer.Option("standard", help=", ".join(FORMATS)),
     chunk_rows: int = typer.Option(CHUNK_ROWS, help="rows per transaction"),
+    metrics_file: Path | None = typer.Option(
+        None,
+        help="write the run's Prometheus metrics to this file when it ends (for "
+        "node_exporter's textfile collector, e.g. a .prom file in its directory)",
+    ),
 ) -> None:
     """Load files through the same normalisation, deduplication and rollups as HTTP.
 
@@ -34,9 +40,16 @@ def backfill(
     """
     if format not in FORMATS:
         raise typer.BadParameter(f"format is one of {', '.join(FORMATS)}")
-    summaries = with_engine(
-        lambda engine: _run(engine, expand(paths), provider, format, chunk_rows)
-    )
+    try:
+        summaries = with_engine(
+            lambda engine: _run(engine, expand(paths), provider, format, chunk_rows)
+        )
+    finally:
+        # A command has no /metrics to be scraped: its series (records by outcome,
+        # source backfill) are left where a collector picks them up, written aside
+        # and renamed into place, so that it never reads half a file.
+        if metrics_file is not None:
+            write_to_textfile(str(metrics_file), REGISTRY)
     failed = [s for s in summaries if s.error]
     raise typer.Exit(1 if failed else 0)
 
