@@ -1,6 +1,9 @@
 """Keyset paging of listings: a page holds the rows after the key of the last
 row of the page before, so a row added or removed between two pages neither
-repeats nor skips another. The cursor is that key, opaque to clients."""
+repeats nor skips another. The cursor is that key, opaque to clients; a key no
+listing could have given (text with a control character, a number beyond a
+bigint) is refused here: PostgreSQL's own refusal of it would be a 500.
+"""
 
 import base64
 from collections.abc import Sequence
@@ -8,6 +11,7 @@ from typing import Any
 
 import orjson
 
+from schemas.text import MAX_BIGINT, control_character_in
 from store.errors import BadRequest
 
 DEFAULT_PAGE = 1000
@@ -30,7 +34,17 @@ def decode_cursor(cursor: str | None, like: Sequence[type]) -> list[Any] | None:
     if not (
         isinstance(key, list)
         and len(key) == len(like)
-        and all(type(part) is kind for part, kind in zip(key, like, strict=True))
+        and all(_is_key_part(part, kind) for part, kind in zip(key, like, strict=True))
     ):
         raise BadRequest("bad_cursor", "cursor is not one this listing gave")
     return key
+
+
+def _is_key_part(part: Any, kind: type) -> bool:
+    if type(part) is not kind:
+        return False
+    if isinstance(part, str):
+        return control_character_in(part) is None
+    if isinstance(part, int):
+        return -MAX_BIGINT - 1 <= part <= MAX_BIGINT
+    return True

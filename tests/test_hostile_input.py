@@ -11,6 +11,7 @@ import base64
 import csv
 import gzip
 import io
+import json
 import logging
 import re
 from collections.abc import AsyncIterator
@@ -231,6 +232,22 @@ async def test_a_cursor_holding_a_nul_is_a_bad_cursor(
         headers=viewer,
     )
     assert_error(response, 400, "bad_cursor")
+
+
+PAGED = [r for r in ROUTES if any((p.alias or p.name) == "cursor" for p in r.query_params)]
+
+
+@pytest.mark.parametrize("route", PAGED, ids=lambda r: f"{r.method} {r.path}")
+async def test_every_paged_route_refuses_a_cursor_no_listing_gave(
+    client: httpx.AsyncClient, admin: dict[str, str], route: Route
+) -> None:
+    """Keys of every length with a NUL (which PostgreSQL refuses in text) and
+    numbers beyond a bigint (which no id reaches) are not cursors of any listing."""
+    keys: list[list[Any]] = [["\u0000"] * n for n in (1, 2, 3)] + [[2**64 - 1], [-(2**63) - 1]]
+    for key in keys:
+        cursor = base64.urlsafe_b64encode(json.dumps(key).encode()).decode()
+        response = await client.get(_path(route), params={"cursor": cursor}, headers=admin)
+        assert_error(response, 400, "bad_cursor")
 
 
 async def test_numbers_beyond_integer_and_bigint_are_400(
