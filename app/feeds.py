@@ -9,7 +9,7 @@ from fastapi import APIRouter, Query
 from app.deps import ReadConn, Viewer
 from campaign.coverage import check_range, default_range, feed_coverage, reconciliation
 from schemas.api import Coverage, Reconciliation
-from schemas.text import PROVIDER_PATTERN, Day
+from schemas.text import PROVIDER_PATTERN, CampaignDay
 
 router = APIRouter(prefix="/v1/feeds", tags=["feeds"])
 
@@ -24,15 +24,16 @@ router = APIRouter(prefix="/v1/feeds", tags=["feeds"])
     "`missing` when no record of the day arrived although the provider stored records in "
     "the 7 days before; `suspect` when its records are fewer than a third of the median of "
     "its previous 28 days with data; else `complete`. `late`: the day's first record "
-    "arrived after its due time. Days are ordered by provider then day. A regional token "
+    "arrived after its due time. Days are ordered by provider then day; `from`/`to` are "
+    "days of the years 2000 to 2100. A regional token "
     "sees the records and net sales of its region's cities; states and arrivals are the "
     "provider's feed as a whole (a file is missing or not for every region at once).",
 )
 async def coverage(
     conn: ReadConn,
     who: Viewer,
-    first_day: Annotated[Day | None, Query(alias="from", examples=["2023-09-09"])] = None,
-    last_day: Annotated[Day | None, Query(alias="to", examples=["2023-10-08"])] = None,
+    first_day: Annotated[CampaignDay | None, Query(alias="from", examples=["2023-09-09"])] = None,
+    last_day: Annotated[CampaignDay | None, Query(alias="to", examples=["2023-10-08"])] = None,
     provider: Annotated[str | None, Query(pattern=PROVIDER_PATTERN, examples=["cmb"])] = None,
 ) -> Any:
     first, last = default_range(first_day, last_day, datetime.now(UTC))
@@ -53,8 +54,8 @@ async def coverage(
 async def reconcile(
     conn: ReadConn,
     who: Viewer,
-    first_day: Annotated[Day | None, Query(alias="from", examples=["2023-09-09"])] = None,
-    last_day: Annotated[Day | None, Query(alias="to", examples=["2023-10-08"])] = None,
+    first_day: Annotated[CampaignDay | None, Query(alias="from", examples=["2023-09-09"])] = None,
+    last_day: Annotated[CampaignDay | None, Query(alias="to", examples=["2023-10-08"])] = None,
     provider: Annotated[str | None, Query(pattern=PROVIDER_PATTERN, examples=["cmb"])] = None,
 ) -> Any:
     if not who.scope.national:

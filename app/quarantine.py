@@ -19,6 +19,7 @@ from schemas.api import (
     ReplayAnswer,
 )
 from schemas.records import LOCAL_TIME_ZONE
+from schemas.text import CampaignDay
 
 router = APIRouter(prefix="/v1/quarantine", tags=["quarantine"])
 
@@ -32,8 +33,9 @@ SHANGHAI = ZoneInfo(LOCAL_TIME_ZONE)
     summary="Held records (unknown_merchant, conflict)",
     description="In arrival order, `limit` at a time: pass `next_cursor` as `cursor` for "
     "the next page (null on the last); `total` counts every held record matching the "
-    "filters. `from`/`to` are inclusive Asia/Shanghai days of arrival. `format=csv` gives "
-    "the same page as CSV (the record as JSON in its `record` column, the next cursor in "
+    "filters. `from`/`to` are inclusive Asia/Shanghai days of arrival (years 2000 to "
+    "2100). `format=csv` gives the same page as CSV (the record as JSON in its `record` "
+    "column, the next cursor in "
     "`X-Next-Cursor`). A regional admin sees the records whose merchant account resolves "
     "to a city of its region; records that resolve to no enterprise only national admins see.",
 )
@@ -42,8 +44,8 @@ async def held(
     who: Admin,
     code: Annotated[str | None, Query(examples=["unknown_merchant"])] = None,
     provider: str | None = None,
-    first_day: Annotated[date | None, Query(alias="from", examples=["2023-09-09"])] = None,
-    last_day: Annotated[date | None, Query(alias="to", examples=["2023-10-08"])] = None,
+    first_day: Annotated[CampaignDay | None, Query(alias="from", examples=["2023-09-09"])] = None,
+    last_day: Annotated[CampaignDay | None, Query(alias="to", examples=["2023-10-08"])] = None,
     limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = DEFAULT_PAGE,
     cursor: str | None = None,
     format: Annotated[str, Query(pattern="^(json|csv)$")] = "json",

@@ -7,7 +7,7 @@ input a 400 naming where it was.
 """
 
 import re
-from datetime import date
+from datetime import date, datetime
 from typing import Annotated
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, Field, field_validator
@@ -70,8 +70,16 @@ def _campaign_era(value: date) -> date:
     return value
 
 
+def _campaign_era_time(value: datetime) -> datetime:
+    _campaign_era(value.date())
+    return value
+
+
 Day = Annotated[date, BeforeValidator(_iso_day)]
 """A day given as `YYYY-MM-DD`."""
 CampaignDay = Annotated[Day, AfterValidator(_campaign_era)]
 """A day of a campaign's calendar: years 2000 to 2100."""
+CampaignTime = Annotated[datetime, AfterValidator(_campaign_era_time)]
+"""A time on a day of the years 2000 to 2100: one far beyond them cannot even be
+moved to UTC to be compared with a stored time."""
 ProviderCode = Annotated[str, Field(pattern=PROVIDER_PATTERN, examples=["cmb"])]

@@ -196,7 +196,18 @@ async def test_every_route_answers_overflowing_numbers_and_odd_days_without_a_5x
     client: httpx.AsyncClient, admin: dict[str, str], route: Route
 ) -> None:
     method = route.method
-    odd = ["2147483648", "99999999999999999999", "-1", "1693526400", "2023-02-30", "0"]
+    odd = [
+        "2147483648",
+        "99999999999999999999",
+        "-1",
+        "1693526400",
+        "2023-02-30",
+        "0",
+        "0001-01-01",
+        "9999-12-31",
+        "0001-01-01T00:00:00",
+        "9999-12-31T23:59:59-12:00",
+    ]
     for value in odd:
         for param in route.path_params:
             response = await client.request(
@@ -248,6 +259,32 @@ async def test_every_paged_route_refuses_a_cursor_no_listing_gave(
         cursor = base64.urlsafe_b64encode(json.dumps(key).encode()).decode()
         response = await client.get(_path(route), params={"cursor": cursor}, headers=admin)
         assert_error(response, 400, "bad_cursor")
+
+
+@pytest.mark.parametrize(
+    ("path", "name", "value"),
+    [
+        ("/v1/feeds/coverage", "from", "0001-01-01"),
+        ("/v1/feeds/coverage", "to", "9999-12-31"),
+        ("/v1/feeds/reconciliation", "from", "9999-12-31"),
+        ("/v1/feeds/reconciliation", "to", "1999-12-31"),
+        ("/v1/quarantine", "from", "0001-01-01"),
+        ("/v1/quarantine", "to", "9999-12-31"),
+        ("/v1/audit", "from", "0001-01-01T00:00:00"),
+        ("/v1/audit", "to", "9999-12-31T23:59:59-12:00"),
+        ("/v1/audit", "from", "1999-12-31T23:59:59"),
+    ],
+)
+async def test_days_and_times_of_feeds_quarantine_and_audit_stay_in_2000_to_2100(
+    client: httpx.AsyncClient, admin: dict[str, str], path: str, name: str, value: str
+) -> None:
+    response = await client.get(path, params={name: value}, headers=admin)
+    assert_error(response, 400, "invalid_request")
+    assert response.json()["error"]["message"].startswith(f"query.{name}: ")
+    assert "2000-01-01 to 2100-12-31" in response.json()["error"]["message"]
+    edge = "2100-12-31" if value > "2" else "2000-01-01"
+    response = await client.get(path, params={name: edge}, headers=admin)
+    assert response.status_code == 200, response.text
 
 
 async def test_numbers_beyond_integer_and_bigint_are_400(
