@@ -647,6 +647,8 @@ def test_zm_lines_of_396_to_608_bytes_are_read_with_missing_bytes_as_spaces() ->
         ("rollups", "verify", "--from", "2023-02-30"),
         ("rollups", "rebuild", "--to", "1693526400"),
         ("quarantine", "list", "--limit", "99999999999999999999"),
+        ("audit", "--from", "0001-01-01"),
+        ("audit", "--to", "9999-12-31T23:59:59-12:00"),
     ],
 )
 async def test_cli_bad_arguments_are_one_line_and_exit_2(

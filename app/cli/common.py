@@ -2,7 +2,7 @@
 
 import asyncio
 from collections.abc import Awaitable, Callable
-from datetime import date
+from datetime import date, datetime
 from typing import NoReturn, TypeVar
 
 import typer
@@ -10,7 +10,7 @@ from pydantic import TypeAdapter, ValidationError
 from sqlalchemy.exc import DataError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from schemas.text import FIRST_DAY, LAST_DAY, CampaignDay
+from schemas.text import FIRST_DAY, LAST_DAY, CampaignDay, CampaignTime
 from store.db import create_engine, database_url
 from store.errors import PayfeedError
 from store.settings import get_settings
@@ -30,6 +30,14 @@ def parse_day(value: str, option: str) -> date:
         return TypeAdapter(CampaignDay).validate_python(value)
     except ValidationError:
         fail(f"{option} must be a day from {FIRST_DAY} to {LAST_DAY} as YYYY-MM-DD, got {value!r}")
+
+
+def parse_time(value: str, option: str) -> datetime:
+    """ISO 8601 (without an offset, local) on a day payfeed counts."""
+    try:
+        return TypeAdapter(CampaignTime).validate_python(value)
+    except ValidationError:
+        fail(f"{option} must be an ISO 8601 time from {FIRST_DAY} to {LAST_DAY}, got {value!r}")
 
 
 def in_range(value: int, option: str, low: int, high: int) -> int:
