@@ -72,10 +72,18 @@ def etag_of(version: int, request: Request, who: Principal | None, vary: str = "
 
 
 def matches(if_none_match: str | None, etag: str) -> bool:
+    """Whether `If-None-Match` names `etag` (weakly compared, as RFC 9110 has it
+    for `If-None-Match`). `*` is not a tag: see `answer`."""
     if not if_none_match:
         return False
     tags = [t.strip().removeprefix("W/") for t in if_none_match.split(",")]
-    return "*" in tags or etag in tags
+    return etag in tags
+
+
+def asks_for_any(if_none_match: str | None) -> bool:
+    """`If-None-Match: *`: any current answer will do, which only a rendered (or
+    cached) answer can tell exists: an unknown campaign is a 404, not a 304."""
+    return (if_none_match or "").strip() == "*"
 
 
 async def answer(
@@ -95,13 +103,16 @@ async def answer(
     headers = {"ETag": etag, "Cache-Control": "private, no-cache"}
     if current.as_of is not None:
         headers[AS_OF_HEADER] = current.as_of.isoformat()
-    if matches(request.headers.get("if-none-match"), etag):
+    if_none_match = request.headers.get("if-none-match")
+    if matches(if_none_match, etag):
         return Response(status_code=304, headers=headers)
     cache: AnswerCache = request.app.state.answers
     rendered = cache.get(current.version, etag)
     if rendered is None:
         rendered = await render()
         cache.put(current.version, etag, rendered)
+    if asks_for_any(if_none_match):
+        return Response(status_code=304, headers=headers)
     return Response(
         rendered.body, media_type=rendered.media_type, headers={**rendered.headers, **headers}
     )

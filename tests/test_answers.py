@@ -78,6 +78,14 @@ async def test_matching_if_none_match_is_answered_304(
         stale = await client.get(path, params=params, headers={**viewer, "If-None-Match": '"0-x"'})
         assert stale.status_code == 200
         assert stale.content == first.content
+    # `*`: 304 while an answer exists, the 404 where none does; `W/*` is no tag.
+    star = await client.get(path, params=params, headers={**viewer, "If-None-Match": "*"})
+    assert star.status_code == 304
+    weak_star = await client.get(path, params=params, headers={**viewer, "If-None-Match": "W/*"})
+    assert weak_star.status_code == 200
+    for missing in ("/v1/campaigns/nope/summary", "/v1/reports/nope"):
+        unknown = await client.get(missing, headers={**viewer, "If-None-Match": "*"})
+        assert unknown.status_code == 404, missing
     # Another query is another answer.
     other = await client.get(
         "/v1/rollups",
