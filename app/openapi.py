@@ -55,6 +55,30 @@ def _complete(path: str, operation: dict[str, Any]) -> None:
         )
 
 
+def _hoist_definitions(operation: dict[str, Any], components: dict[str, Any]) -> None:
+    """A request body documented by its model's own JSON schema (a registration
+    row, a campaign) keeps its nested models in `$defs`, which its references
+    point into; in the document they belong among the components."""
+    for media in operation.get("requestBody", {}).get("content", {}).values():
+        body = media.get("schema", {})
+        for name, definition in body.pop("$defs", {}).items():
+            _point_at_components(definition)
+            components[name] = definition
+        _point_at_components(body)
+
+
+def _point_at_components(node: Any) -> None:
+    if isinstance(node, dict):
+        ref = node.get("$ref")
+        if isinstance(ref, str) and ref.startswith("#/$defs/"):
+            node["$ref"] = "#/components/schemas/" + ref.removeprefix("#/$defs/")
+        for value in node.values():
+            _point_at_components(value)
+    elif isinstance(node, list):
+        for value in node:
+            _point_at_components(value)
+
+
 def install(app: FastAPI) -> None:
     """Replace `app.openapi` with one that documents the real errors."""
 
@@ -77,6 +101,7 @@ def install(app: FastAPI) -> None:
         for path, item in schema["paths"].items():
             for operation in item.values():
                 _complete(path, operation)
+                _hoist_definitions(operation, schemas)
         app.openapi_schema = schema
         return schema
 

@@ -57,6 +57,33 @@ async def test_the_document_validates_and_documents_real_errors(client: httpx.As
     assert {"404"} <= set(doc["paths"]["/v1/batches/{batch_id}"]["get"]["responses"])
 
 
+async def test_every_reference_resolves_to_a_component(client: httpx.AsyncClient) -> None:
+    """A `$ref` into a body schema's own `$defs` dangles once the schema sits in the
+    document: generated clients and schema fuzzers then cannot read that body."""
+    doc = await document(client)
+    components = doc["components"]["schemas"]
+    refs: list[str] = []
+
+    def collect(node: Any) -> None:
+        if isinstance(node, dict):
+            refs.extend([node["$ref"]] if isinstance(node.get("$ref"), str) else [])
+            for value in node.values():
+                collect(value)
+        elif isinstance(node, list):
+            for value in node:
+                collect(value)
+
+    collect(doc)
+    assert refs
+    dangling = [
+        ref
+        for ref in refs
+        if not ref.startswith("#/components/schemas/")
+        or ref.removeprefix("#/components/schemas/") not in components
+    ]
+    assert dangling == []
+
+
 async def test_every_json_answer_has_a_declared_model(client: httpx.AsyncClient) -> None:
     doc = await document(client)
     untyped = []
