@@ -105,9 +105,22 @@ def estimate(union: hll_union) -> int:
     return int(round(union.get_estimate()))
 
 
+FLAGS_BYTE = 5
+OUT_OF_ORDER = 0x10
+"""Where a serialized HLL sketch marks itself out of order (byte 5 of its
+preamble, bit 4: the DataSketches format, the same in every language)."""
+
+
 def estimate_of(sketch: bytes | hll_sketch) -> int:
-    """`estimate` of one sketch: what merging it with nothing else gives."""
-    return estimate(union_of([sketch]))
+    """`estimate` of one sketch: what merging it with nothing else gives. A sketch
+    marked out of order gives the composite estimate of its registers, as a union
+    does, without the union's copy to 8-bit registers and back: about 1 µs
+    instead of 35–65 µs once a sketch holds a few hundred payers, which a
+    compaction round spends on every key of the grains that store an estimate
+    (tests/test_payers.py checks the two agree)."""
+    image = bytearray(sketch if isinstance(sketch, bytes) else sketch.serialize_compact())
+    image[FLAGS_BYTE] |= OUT_OF_ORDER
+    return int(round(hll_sketch.deserialize(bytes(image)).get_estimate()))
 
 
 def sketch_of(payer_hashes: Iterable[str], base: bytes | None = None) -> bytes:
