@@ -50,7 +50,11 @@ PAYER_COUNT_LAG_SECONDS = 30
 into the sketches by the compactor (`ingest.payers`) every 5 seconds; in
 bench/scale.py (10,000 enterprises, 1,000,000 records, a shared 2-core machine)
 the oldest queued batch was at most 9.7 s old in time order and 26.8 s when
-every batch spread over 20 days and all enterprises."""
+every batch spread over 20 days and all enterprises. Those lags predate the
+cheaper merge and were not measured again since; the merge's own CPU (the
+database's share apart, measured in-process) for 100,000 payers spread over 20
+days and 10,000 enterprises fell from 1.8 s to 0.47 s (sketches past a few
+hundred payers each), and for a day of 400 merchants from 0.17 s to 0.12 s."""
 
 PAYER_TABLES: dict[Table, Table] = {
     rollup_city_day: rollup_city_day_payers,
