@@ -195,10 +195,12 @@ async def merge_payers(pg: Any, payers: pl.DataFrame, periods: Iterable[Period] 
 
     Each payer's item (the hex of its hash) is made once: sorted by `DAY_ORDER`,
     the payers of every day grain's key are one slice of the same list, and the
-    periods take theirs from it by index. Within a key, payers keep the order
-    they came in, so each sketch is the very one updating it payer by payer in
-    that order gives (its bytes too: a sketch's own estimator depends on the
-    order, see `store.sketches`)."""
+    periods take theirs from it by index. Every sketch gets the registers that
+    adding its payers one by one gives, whatever their order, so the same
+    estimates (`store.sketches`). An enterprise-day's or a period's payers keep
+    the order they came in, so those sketches are the same bytes too; a coarser
+    day's come in key order, which changes only the order-dependent estimator
+    its bytes also carry, one payfeed never reads."""
     # Sorted as one struct, ties broken by arrival: several times as fast as a sort
     # by six text columns, or a stable sort.
     ordered = payers.with_row_index("came").sort(pl.struct(*DAY_ORDER, "came"))
