@@ -127,11 +127,6 @@ def estimate_of(sketch: bytes | hll_sketch) -> int:
     return int(round(hll_sketch.deserialize(bytes(image)).get_estimate()))
 
 
-def sketch_of(payer_hashes: Iterable[str], base: bytes | None = None) -> bytes:
-    """A stored sketch (`base`, if any) with payer hashes (hex text) added."""
-    return bytes(updated(payer_hashes, base).serialize_compact())
-
-
 def updated(payer_hashes: Iterable[str], base: bytes | None = None) -> hll_sketch:
     sketch = hll_sketch.deserialize(base) if base else hll_sketch(LG_K, TARGET)
     # Each update is one call into the library: a deque that keeps nothing drives
