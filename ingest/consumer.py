@@ -297,6 +297,11 @@ class RecordConsumer:
             await self._disconnect()
 
     async def _connect(self) -> None:
+        # Join the group only once the database answers: a member that cannot store
+        # holds its partitions for nothing, and the pool's first connection (with
+        # the driver's set-up) is then made before the first poll waits on it.
+        async with self.engine.connect() as conn:
+            await self.pipeline.window(conn)
         consumer = AIOKafkaConsumer(
             bootstrap_servers=self.bootstrap_servers,
             group_id=self.group,

@@ -2,6 +2,7 @@
 duplicates and bad messages, and no loss while the database comes and goes."""
 
 import asyncio
+import logging
 import random
 from collections.abc import AsyncIterator
 from typing import Any
@@ -212,6 +213,47 @@ async def test_database_cut_and_restored_while_messages_arrive_is_exact(
 
         await wait_until(resumed, within=10, what="the consumer to report running")
         assert lag(kafka_settings.kafka_topic) == 0
+    finally:
+        consumer.stop()
+        await consuming
+        await through_proxy.dispose()
+        await proxy.close()
+    await assert_exact(engine, records)
+
+
+async def test_a_consumer_joins_its_group_only_once_the_database_answers(
+    engine: AsyncEngine,
+    kafka_settings: Settings,
+    database_url: str,
+    progress: Progress,
+    caplog: pytest.LogCaptureFixture,
+    pipeline: Pipeline,
+) -> None:
+    """A member that cannot store would hold its partitions for nothing until the
+    group's session timed it out: it stays out of the group while the database is
+    away, and then consumes everything exactly."""
+    caplog.set_level(logging.INFO, logger="ingest.consumer")
+    merchants = await register_merchants(engine)
+    records = make_records(merchants, 3_000, prefix="j", seed=41)
+    proxy, proxied_url = database_proxy(database_url)
+    await proxy.start()
+    proxy.cut()
+    through_proxy = create_engine(proxied_url())
+    consumer = RecordConsumer(kafka_settings, through_proxy, pipeline, max_poll_records=500)
+    consuming = asyncio.create_task(consumer.run())
+    try:
+        bootstrap = kafka_settings.kafka_bootstrap_servers or ""
+        await produce(bootstrap, kafka_settings.kafka_topic, messages_of(records, seed=42))
+
+        async def retrying() -> bool:
+            return sum(r.getMessage().startswith("consumer paused") for r in caplog.records) >= 2
+
+        await wait_until(retrying, within=30, what="the consumer to retry")
+        assert not any("assigned partitions" in r.getMessage() for r in caplog.records)
+        assert not consumer.running
+
+        proxy.restore()
+        await wait_until(progress.all_consumed, within=90, what="the feed to be consumed")
     finally:
         consumer.stop()
         await consuming
