@@ -7,10 +7,13 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from ingest import payers
 from ingest.rollups import rebuild_rollups, verify_rollups
+from store.sketches import SKETCH_TABLES
 from tests.cli import run_payfeed
 from tests.factories import enterprise_with_account, push, record
 
@@ -117,6 +120,67 @@ async def test_rebuild_under_concurrent_ingestion_ends_equal_to_a_recount(
     *_, written = await asyncio.wait_for(asyncio.gather(send("cmb"), send("ccb"), rebuild()), 60)
     assert any(began < rebuilding[1] and ended > rebuilding[0] for began, ended in spans)
     assert written["rollup_city_day"] > 0 and written["rollup_enterprise_day_payers"] > 0
+    assert await differences(engine) == []
+    assert await estimated_payers(client, viewer) == await exact_payers(engine)
+
+
+async def test_a_rebuild_meeting_a_compaction_half_way_waits_for_it(
+    client: httpx.AsyncClient,
+    admin: dict[str, str],
+    viewer: dict[str, str],
+    provider_token: Any,
+    engine: AsyncEngine,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The compactor writes the sketch tables one by one; a rebuild locks them all.
+    Held after its first table, the compactor has that table and wants the next
+    ones: a rebuild that locked them in another order would hold one of those and
+    wait for the first, and PostgreSQL would end one of the two as a deadlock.
+    Locked in the compactor's order, the rebuild waits, then recounts."""
+    cmb = await provider_token("cmb")
+    await enterprise_with_account(client, admin, provider="cmb", merchant_id="M1")
+    assert (await push(client, cmb, "b-0", batch("c0", 60, "M1"))).status_code == 200
+    holding, go_on = asyncio.Event(), asyncio.Event()
+    merge_into = payers._merge_into
+
+    async def held_after_the_first_table(pg: Any, table: Any, keyed: Any, items: Any) -> None:
+        await merge_into(pg, table, keyed, items)
+        if table is SKETCH_TABLES[0]:
+            holding.set()
+            await go_on.wait()
+
+    monkeypatch.setattr(payers, "_merge_into", held_after_the_first_table)
+
+    async def compact() -> int:
+        async with engine.begin() as conn:
+            return await payers.compact_payers(conn)
+
+    async def rebuild() -> dict[str, int]:
+        await holding.wait()
+        async with engine.begin() as conn:
+            return await rebuild_rollups(conn, *EVERYTHING)
+
+    async def rebuild_waits_on_a_lock() -> bool:
+        async with engine.connect() as conn:
+            waiting = await conn.execute(
+                text(
+                    "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
+                    "AND query LIKE 'LOCK TABLE%'"
+                )
+            )
+            return bool(waiting.scalar())
+
+    compacting, rebuilding = asyncio.create_task(compact()), asyncio.create_task(rebuild())
+    await asyncio.wait_for(holding.wait(), 30)
+    for _ in range(200):
+        if await rebuild_waits_on_a_lock():
+            break
+        await asyncio.sleep(0.05)
+    else:
+        raise AssertionError("the rebuild never waited for the compactor")
+    go_on.set()
+    merged, written = await asyncio.wait_for(asyncio.gather(compacting, rebuilding), 30)
+    assert merged == 1 and written["payers_day"] > 0
     assert await differences(engine) == []
     assert await estimated_payers(client, viewer) == await exact_payers(engine)
 
