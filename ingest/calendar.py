@@ -19,7 +19,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ingest.adapters.base import RawBatch
-from ingest.measures import MEASURE_EXPRS, MEASURE_SQL
+from ingest.measures import MEASURE_EXPRS, MEASURE_SQL, differing_rows
 from ingest.normalise import Normalised
 from schemas.records import Outcome
 from store.db import raw_connection
@@ -160,25 +160,9 @@ async def verify_calendar(
 ) -> list[dict[str, Any]]:
     """Every calendar row of the range that differs from a recount of the stored
     records, as `{"table", "provider", "day", "stored", "recount"}`."""
-    pick = ", ".join(f"{side}.{c} AS {side}_{c}" for side in ("s", "c") for c in CALENDAR_COLUMNS)
-    same = " AND ".join(f"s.{c} IS NOT DISTINCT FROM c.{c}" for c in CALENDAR_COLUMNS)
-    statement = text(
-        f"WITH c AS ({RECOUNT}), "
-        f"s AS (SELECT * FROM feed_days WHERE day BETWEEN :first AND :last) "
-        f"SELECT provider, day, {pick} FROM s FULL JOIN c USING (provider, day) "
-        f"WHERE NOT ({same}) ORDER BY provider, day"
+    return await differing_rows(
+        conn, feed_days.name, ("provider", "day"), CALENDAR_COLUMNS, RECOUNT, first_day, last_day
     )
-    rows = await conn.execute(statement, {"first": first_day, "last": last_day})
-    return [
-        {
-            "table": feed_days.name,
-            "provider": row["provider"],
-            "day": row["day"],
-            "stored": {c: row[f"s_{c}"] for c in CALENDAR_COLUMNS},
-            "recount": {c: row[f"c_{c}"] for c in CALENDAR_COLUMNS},
-        }
-        for row in rows.mappings()
-    ]
 
 
 async def rebuild_calendar(conn: AsyncConnection, first_day: date, last_day: date) -> int:

@@ -14,7 +14,7 @@ from sqlalchemy import Table, text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ingest.calendar import rebuild_calendar, verify_calendar
-from ingest.measures import MEASURE_EXPRS, MEASURE_SQL
+from ingest.measures import MEASURE_EXPRS, MEASURE_SQL, differing_rows
 from ingest.payers import rebuild_payers
 from store.db import raw_connection
 from store.sketches import SKETCH_TABLES
@@ -87,27 +87,15 @@ async def verify_rollups(
     source = "(SELECT * FROM records WHERE day BETWEEN :first AND :last) AS r"
     differences = []
     for done, table in enumerate(ROLLUP_TABLES, 1):
-        dims = dims_of(table)
-        pick = ", ".join(
-            f"{side}.{m} AS {side}_{m}" for side in ("s", "c") for m in ROLLUP_MEASURES
+        differences += await differing_rows(
+            conn,
+            table.name,
+            dims_of(table),
+            ROLLUP_MEASURES,
+            aggregate_sql(table, source),
+            first_day,
+            last_day,
         )
-        same = " AND ".join(f"s.{m} IS NOT DISTINCT FROM c.{m}" for m in ROLLUP_MEASURES)
-        statement = text(
-            f"WITH c AS ({aggregate_sql(table, source)}), "
-            f"s AS (SELECT * FROM {table.name} WHERE day BETWEEN :first AND :last) "
-            f"SELECT {', '.join(dims)}, {pick} FROM s FULL JOIN c USING ({', '.join(dims)}) "
-            f"WHERE NOT ({same}) ORDER BY {', '.join(dims)}"
-        )
-        rows = await conn.execute(statement, {"first": first_day, "last": last_day})
-        for row in rows.mappings():
-            differences.append(
-                {
-                    "table": table.name,
-                    **{d: row[d] for d in dims},
-                    "stored": {m: row[f"s_{m}"] for m in ROLLUP_MEASURES},
-                    "recount": {m: row[f"c_{m}"] for m in ROLLUP_MEASURES},
-                }
-            )
         if progress is not None:
             progress(done, len(ROLLUP_TABLES))
     differences.extend(await verify_calendar(conn, first_day, last_day))
