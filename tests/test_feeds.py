@@ -23,7 +23,7 @@ from schemas.records import Role
 from store.settings import Settings
 from tests.cli import run_payfeed
 from tests.factories import enterprise_with_account, push, record, register
-from tests.test_public_page import CHROMIUM, chromium, serving
+from tests.test_public_page import CHROMIUM, chromium, phone_screenshot, serving
 
 LOCAL = ZoneInfo("Asia/Shanghai")
 EARLIEST, LATEST = date(2000, 1, 1), date(2100, 12, 31)
@@ -706,13 +706,7 @@ async def test_chromium_shows_the_provisional_mark_while_a_provider_day_is_missi
     screenshot.unlink(missing_ok=True)
     with serving(database_url, tmp_path / "home") as base:
         dom = chromium(tmp_path / "profile", "--dump-dom", f"{base}/")
-        shot = chromium(
-            tmp_path / "profile-shot",
-            f"--screenshot={screenshot}",
-            "--window-size=412,915",
-            "--hide-scrollbars",
-            f"{base}/",
-        )
+        shot = phone_screenshot(tmp_path / "profile-shot", screenshot, f"{base}/")
     assert dom.returncode == 0, dom.stderr[-2000:]
     assert '<p id="provisional" class="provisional"><b>初步数据</b>1 个机构日' in dom.stdout
     assert "（09-20）" in dom.stdout

@@ -176,6 +176,13 @@ def chromium(profile: Path, *args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
+def phone_screenshot(profile: Path, screenshot: Path, url: str) -> subprocess.CompletedProcess[str]:
+    """`url` as a phone's screen shows it (412 × 915 CSS pixels), saved to `screenshot`."""
+    return chromium(
+        profile, f"--screenshot={screenshot}", "--window-size=412,915", "--hide-scrollbars", url
+    )
+
+
 async def test_chromium_renders_the_page_from_payfeed_serve(
     client: httpx.AsyncClient,
     admin: dict[str, str],
@@ -196,13 +203,7 @@ async def test_chromium_renders_the_page_from_payfeed_serve(
     with serving(database_url, tmp_path / "home") as base:
         html = (await asyncio.to_thread(httpx.get, f"{base}/")).text
         dom = chromium(tmp_path / "profile", f"--log-net-log={netlog}", "--dump-dom", f"{base}/")
-        shot = chromium(
-            tmp_path / "profile-shot",
-            f"--screenshot={screenshot}",
-            "--window-size=412,915",
-            "--hide-scrollbars",
-            f"{base}/",
-        )
+        shot = phone_screenshot(tmp_path / "profile-shot", screenshot, f"{base}/")
     assert dom.returncode == 0, dom.stderr[-2000:]
     assert 'id="national-net"' in dom.stdout and money(net_fen) in dom.stdout
     assert 'id="daily-chart"' in dom.stdout and "<rect" in dom.stdout
