@@ -31,7 +31,7 @@ ADD_TO_CALENDAR = f"""
 INSERT INTO feed_days AS t (provider, day, {", ".join(ROLLUP_MEASURES)},
                             batches, first_arrival, last_arrival)
 SELECT $1, d.day, {", ".join(f"d.{m}" for m in ROLLUP_MEASURES)}, 1, now(), now()
-FROM unnest($2::date[], {", ".join(f"${i}::bigint[]" for i in range(3, 7))})
+FROM unnest($2::date[], {", ".join(f"${i}::bigint[]" for i in range(3, 3 + len(ROLLUP_MEASURES)))})
      AS d(day, {", ".join(ROLLUP_MEASURES)})
 ORDER BY d.day
 ON CONFLICT (provider, day) DO UPDATE SET

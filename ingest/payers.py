@@ -29,7 +29,6 @@ from store.sketches import (
     LG_K,
     SKETCH_TABLES,
     TARGET,
-    estimate,
     estimate_of,
     union_of,
     updated,
@@ -252,10 +251,14 @@ async def keep_campaign_periods(pg: Any, kept: set[Period]) -> None:
     changed, so the data version stays put."""
     wanted = {(r["first_day"], r["last_day"]) for r in await pg.fetch(WANTED_PERIODS)}
     for period in sorted(kept - wanted):
-        for statement in DROP_PERIOD:
-            await pg.execute(statement, *period)
+        await _drop_period(pg, period)
     for period in sorted(wanted - kept):
         await build_period(pg, period)
+
+
+async def _drop_period(pg: Any, period: Period) -> None:
+    for statement in DROP_PERIOD:
+        await pg.execute(statement, *period)
 
 
 async def build_period(pg: Any, period: Period) -> int:
@@ -269,7 +272,7 @@ async def build_period(pg: Any, period: Period) -> int:
     async for row in pg.cursor(PERIOD_SKETCHES, *period, prefetch=1000):
         union = union_of(row["sketches"])
         merged = bytes(union.get_result(TARGET).serialize_compact())
-        out.append((*period, row["enterprise"], row["city"], merged, estimate(union)))
+        out.append((*period, row["enterprise"], row["city"], merged, estimate_of(merged)))
         if len(out) >= COPY_CHUNK:
             await pg.copy_records_to_table(payers_period.name, records=out, columns=columns)
             written += len(out)
@@ -315,8 +318,8 @@ async def rebuild_payers(conn: AsyncConnection, first_day: date, last_day: date)
         out[table].clear()
 
     def close(table: Table, key: tuple[Any, ...], sketch: hll_sketch) -> None:
-        estimated = [estimate_of(sketch)] if "estimate" in table.c else []
-        out[table].append((*key, bytes(sketch.serialize_compact()), *estimated))
+        image = bytes(sketch.serialize_compact())
+        out[table].append((*key, image, *([estimate_of(image)] if "estimate" in table.c else [])))
 
     open_unions: dict[Table, tuple[tuple[Any, ...], hll_union]] = {}
     async for row in pg.cursor(REBUILD_SQL, first_day, last_day, prefetch=1000):
@@ -343,7 +346,6 @@ async def rebuild_payers(conn: AsyncConnection, first_day: date, last_day: date)
         first_day,
         last_day,
     ):
-        for statement in DROP_PERIOD:
-            await pg.execute(statement, *period)
+        await _drop_period(pg, (period[0], period[1]))
         counts[payers_period.name] += await build_period(pg, (period[0], period[1]))
     return counts

@@ -1,8 +1,9 @@
 """The data version: what a dashboard's answer depends on, in one number.
 
 Every statement that changes a table the dashboards read (rollups, payer
-sketches, the registry, campaigns) bumps `data_version` in its own
-transaction, by a statement trigger (migrations 0006, 0009, 0010, 0012): whatever path writes
+sketches, the registry and providers, campaigns, the delivery calendar) bumps
+`data_version` in its own transaction, by a statement trigger (migrations 0006,
+0009, 0011, 0012; 0010 took publications off it): whatever path writes
 — a batch, a rebuild, the sketch compactor, a registry import — the version
 moves with the data, without any caller having to remember it. The counter's
 rows only grow, so their sum never comes back to an earlier value.

@@ -302,7 +302,8 @@ data_version = Table(
     postgresql_with={"fillfactor": 50},
 )
 """A counter that every statement changing what dashboards read bumps (statement
-triggers on the rollup, sketch and registry tables), striped over
+triggers on the rollup, sketch, registry, provider, campaign and calendar
+tables), striped over
 rows by backend so that concurrent writers do not queue on one row; its sum is
 the data version (`store.data_version`)."""
 
