@@ -36,11 +36,12 @@ from bench.common import (  # noqa: E402
 )
 
 MERCHANTS = 400
-USUAL_PAYERS = 70_000
+BILL_PAYERS = 70_000
+"""Payer references repeat every this many rows of each file in the usual case."""
 
 
 def write_inputs(home: Path, n: int, new_payers: bool) -> tuple[Path, Path, Path]:
-    payers = n if new_payers else USUAL_PAYERS
+    payers = n if new_payers else BILL_PAYERS
     from demo import samples
 
     registry = home / "accounts.csv"

@@ -7,10 +7,10 @@ pushes standard records in 10,000-record batches, several in flight, through
 prints the ingest rate every `--every` records. Two orders: `time` (each batch a
 short span of one day, over all enterprises, as a large provider's feed) and
 `scattered` (each batch spread over 20 days and all enterprises: late files,
-mixed backfills). Then p50/p99 of the dashboard reads, each over `--reads`
-sequential requests of a viewer: recomputed (a data version bump before each
-request, so nothing comes from the cache), from the process cache, and
-answered 304. Payer sketches are merged by the compactor while the records
+mixed backfills). Then p50/p99 of the dashboard reads, sequential requests of a
+viewer: recomputed (`--recomputed` of them, a data version bump before each
+request, so nothing comes from the cache), then from the process cache and
+answered 304 (`--reads` of each). Payer sketches are merged by the compactor while the records
 arrive: the largest age of a queued batch is printed as `payer_lag_max_s`.
 
 It says the disk it needs before it starts and removes its files at exit. Last

@@ -4,8 +4,8 @@ Starts `payfeed serve --workers 2` on a fresh embedded database, registers
 merchants, then has 8 clients push batches for `--seconds` (60 by default), each
 batch of 500 records whose payer references are new every half second and the
 same for every client in that half second: the batches that meet them run at
-once in both API processes' threads. Any answer but 200 is counted (a 5xx fails
-the run). Then `payfeed rollups verify` must find the rollups equal to a recount
+once in both API processes' threads. Any answer but 200 is counted and fails
+the run. Then `payfeed rollups verify` must find the rollups equal to a recount
 of the records. Last line:
 `soak clients=<n> seconds=<s> batches=<n> records=<n> errors=<n> verify=clean|DIFFERS`;
 exit 1 unless every batch was stored and the rollups are clean.
