@@ -23,7 +23,7 @@ router = APIRouter(prefix="/v1/feeds", tags=["feeds"])
     "its due time (the provider's `due` on the next day, default 10:00 local); after it "
     "`missing` when no record of the day arrived although the provider stored records in "
     "the 7 days before; `suspect` when its records are fewer than a third of the median of "
-    "its previous 28 days with data; else `complete`. `late`: the day's first record "
+    "its days with data among the 28 before it; else `complete`. `late`: the day's first record "
     "arrived after its due time. Days are ordered by provider then day; `from`/`to` are "
     "days of the years 2000 to 2100. A regional token "
     "sees the records and net sales of its region's cities; states and arrivals are the "
@@ -36,9 +36,10 @@ async def coverage(
     last_day: Annotated[CampaignDay | None, Query(alias="to", examples=["2023-10-08"])] = None,
     provider: Annotated[str | None, Query(pattern=PROVIDER_PATTERN, examples=["cmb"])] = None,
 ) -> Any:
-    first, last = default_range(first_day, last_day, datetime.now(UTC))
+    now = datetime.now(UTC)
+    first, last = default_range(first_day, last_day, now)
     check_range(first, last)
-    return await feed_coverage(conn, first, last, datetime.now(UTC), provider, who.scope)
+    return await feed_coverage(conn, first, last, now, provider, who.scope)
 
 
 @router.get(

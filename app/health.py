@@ -14,10 +14,11 @@ from app.deps import engine_of
 from campaign.campaigns import campaign_row
 from campaign.coverage import STATES, feed_coverage
 from campaign.public import running_campaign
-from campaign.publications import campaign_last_day, local_today
+from campaign.publications import campaign_last_day
 from ingest.metrics import DB_POOL_CONNECTIONS, FEED_DAYS, QUARANTINE_RECORDS
 from ingest.quarantine import quarantine_sizes
 from schemas.api import Alive, Readiness
+from schemas.records import local_today
 from store.errors import NotFound
 from store.migrate import is_migrated
 

@@ -6,7 +6,7 @@ from typing import Annotated, Any
 
 import orjson
 from fastapi import APIRouter, Query, Request
-from fastapi.responses import Response, StreamingResponse
+from fastapi.responses import StreamingResponse
 
 from app.answers import Rendered, answer
 from app.deps import ReadConn, Viewer, read_engine_of, unavailable_as_503
@@ -46,14 +46,6 @@ def parse_dims(dims: str) -> list[str]:
             "unknown_dim", f"unknown dim {unknown[0]!r}; dims are {', '.join(DIMENSIONS)}"
         )
     return list(dict.fromkeys(names))
-
-
-def csv_response(header: list[str], rows: list[dict[str, Any]], filename: str) -> Response:
-    return Response(
-        csv_text(header, rows),
-        media_type="text/csv; charset=utf-8",
-        headers={"Content-Disposition": f'attachment; filename="{filename}"'},
-    )
 
 
 def cursor_of(row: dict[str, Any], dims: Sequence[str]) -> str:

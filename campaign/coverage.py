@@ -16,21 +16,20 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import func, select, union
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from schemas.records import LOCAL_TIME_ZONE
+from schemas.records import LOCAL_TIME_ZONE, local_today
 from schemas.registry import DEFAULT_DUE
 from store.errors import BadRequest
 from store.scope import NATIONAL, Scope
 from store.tables import feed_days, feed_files, merchant_accounts, providers, rollup_city_day
 
-STATES = ("pending", "missing", "suspect", "complete")
-SUMMARY_STATES = ("complete", "pending", "missing", "suspect")
+STATES = ("complete", "pending", "missing", "suspect")
 MISSING_LOOKBACK_DAYS = 7
 """A day without records is missing when the provider stored records in these
 many days before it (an unused provider is quiet, not missing)."""
 SUSPECT_LOOKBACK_DAYS = 28
 SUSPECT_FRACTION = 3
 """A day is suspect when its records are fewer than a third of the median of the
-provider's previous 28 days that had data."""
+provider's days with data among the 28 before it."""
 MAX_DAYS = 366
 DEFAULT_DAYS = 30
 
@@ -123,7 +122,7 @@ def default_range(
 ) -> tuple[date, date]:
     """The range asked for; unless given, the 30 days up to yesterday (local), or
     from `first_day` on."""
-    yesterday = now.astimezone(ZoneInfo(LOCAL_TIME_ZONE)).date() - timedelta(days=1)
+    yesterday = local_today(now) - timedelta(days=1)
     if last_day is None:
         last_day = first_day + timedelta(days=DEFAULT_DAYS - 1) if first_day else yesterday
     return first_day or last_day - timedelta(days=DEFAULT_DAYS - 1), last_day
@@ -131,7 +130,7 @@ def default_range(
 
 def empty_summary(provider_days: int) -> dict[str, int]:
     """The counts of a coverage, in SPEC order, before any day is counted."""
-    return {"provider_days": provider_days, **dict.fromkeys(SUMMARY_STATES, 0), "late": 0}
+    return {"provider_days": provider_days, **dict.fromkeys(STATES, 0), "late": 0}
 
 
 def check_range(first_day: date, last_day: date) -> None:
@@ -303,7 +302,7 @@ async def window_coverage(
 ) -> dict[str, Any]:
     """The coverage of a campaign window up to today (no day after it is due).
     A window that has not begun covers no provider-day."""
-    today = now.astimezone(ZoneInfo(LOCAL_TIME_ZONE)).date()
+    today = local_today(now)
     last = min(last_day, today)
     if last < first_day:
         return coverage_summary(

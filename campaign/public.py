@@ -12,7 +12,6 @@ Once the campaign has a publication, the summary is its latest publication's
 
 from datetime import date, datetime
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -20,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from campaign.coverage import is_provisional, late_arrivals, public_coverage, window_coverage
 from campaign.publications import diff_bodies, latest_publication, recent_publications, snapshot
 from campaign.reports import SALES_MEASURES, campaign_figures, report_of
-from schemas.records import LOCAL_TIME_ZONE
+from schemas.records import local_today
 from store.errors import NotFound
 from store.tables import campaigns
 
@@ -49,7 +48,7 @@ async def running_campaign(conn: AsyncConnection, today: date) -> str:
 
 async def live_summary(conn: AsyncConnection, now: datetime) -> dict[str, Any]:
     """The public summary computed now from the rollups and the registry."""
-    today = now.astimezone(ZoneInfo(LOCAL_TIME_ZONE)).date()
+    today = local_today(now)
     figures = await campaign_figures(conn, await running_campaign(conn, today))
     report = report_of(figures, "city")
     sales = {m: sum(c.sales[m] for c in figures.cities) for m in SALES_MEASURES}
@@ -103,7 +102,7 @@ def published_summary(publication: dict[str, Any]) -> dict[str, Any]:
 
 async def public_summary(conn: AsyncConnection, now: datetime) -> dict[str, Any]:
     """The running campaign's latest publication, else its live summary."""
-    code = await running_campaign(conn, now.astimezone(ZoneInfo(LOCAL_TIME_ZONE)).date())
+    code = await running_campaign(conn, local_today(now))
     latest = await latest_publication(conn, code)
     return published_summary(latest) if latest is not None else await live_summary(conn, now)
 
@@ -115,7 +114,7 @@ async def public_page_data(
     figures (else a live snapshot, marked `live`), and its latest publications,
     newest first, each with what it changed against the one before and the
     provider-days that arrived late in between (what the revision is owed to)."""
-    code = await running_campaign(conn, now.astimezone(ZoneInfo(LOCAL_TIME_ZONE)).date())
+    code = await running_campaign(conn, local_today(now))
     campaign = (await conn.execute(select(campaigns).where(campaigns.c.code == code))).one()
     recent = await recent_publications(conn, code, revisions + 1)
     listed = [

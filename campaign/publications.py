@@ -22,7 +22,6 @@ import hashlib
 import re
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
-from zoneinfo import ZoneInfo
 
 import orjson
 from sqlalchemy import func, select, text
@@ -32,7 +31,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from campaign.campaigns import campaign_row, uplift
 from campaign.coverage import is_provisional, late_arrivals, window_coverage
 from campaign.reports import FIELDS, SALES_MEASURES, campaign_figures, report_of
-from schemas.records import LOCAL_TIME_ZONE
+from schemas.records import local_today
 from store.audit import record_change
 from store.errors import BadRequest, Conflict, NotFound, PayfeedError
 from store.principal import SCHEDULE, Principal
@@ -84,10 +83,6 @@ def _no_negative_zero(value: Any) -> Any:
     if isinstance(value, float) and value == 0:
         return 0.0
     return value
-
-
-def local_today(now: datetime) -> date:
-    return now.astimezone(ZoneInfo(LOCAL_TIME_ZONE)).date()
 
 
 async def campaign_last_day(conn: AsyncConnection, code: str) -> date:

@@ -157,7 +157,7 @@ async def list_registry(
     rows = await conn.execute(query.order_by(*key).limit(limit + 1))
     found = [dict(row._mapping) for row in rows]
     if kind == "cities":
-        found = [{**r, "name": _city_name(r["city"]), "last_day": r["last_day"]} for r in found]
+        found = [{**r, "name": _city_name(r["city"])} for r in found]
     return found[:limit], len(found) > limit
 
 

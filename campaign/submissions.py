@@ -19,8 +19,9 @@ from sqlalchemy.dialects.postgresql import distinct_on
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from campaign.campaigns import campaign_row
-from campaign.publications import MEASURES, checksum, local_today, plain
+from campaign.publications import MEASURES, checksum, plain
 from campaign.reports import campaign_report
+from schemas.records import local_today
 from schemas.regions import PROVINCES
 from store.audit import record_change
 from store.errors import Forbidden, NotFound

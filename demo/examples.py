@@ -156,9 +156,7 @@ def example_files() -> dict[str, bytes]:
     files["alipay/20889999000000010156_20231001.csv.zip"] = _zip(
         {
             "20889999000000010156_20231001_业务明细.csv": alipay,
-            "20889999000000010156_20231001_业务明细(汇总).csv": "#支付宝业务明细汇总\r\n".encode(
-                "gbk"
-            ),
+            "20889999000000010156_20231001_业务明细(汇总).csv": SUMMARY.encode("gbk"),
         }
     )
     wechat = samples.wechatpay_bill(WECHAT_SERVICE_PROVIDER, _sales("wechatpay", 12))

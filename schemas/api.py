@@ -98,7 +98,9 @@ class FiguresCoverage(BaseModel):
         description="fewer records than a third of the provider's usual day"
     )
     late_days: list[ProviderDay]
-    providers: int = Field(description="providers registered or named by data or tokens")
+    providers: int = Field(
+        description="providers registered or named by stored records or merchant accounts"
+    )
     delivered: int = Field(description="providers with no missing or suspect day in the window")
 
     model_config = ConfigDict(populate_by_name=True, serialize_by_alias=True)

@@ -4,7 +4,9 @@ Every adapter produces these columns as strings; `ingest.normalise` validates an
 types them in one pass over the whole batch.
 """
 
+from datetime import date, datetime
 from enum import StrEnum
+from zoneinfo import ZoneInfo
 
 STANDARD_FIELDS: tuple[str, ...] = (
     "txn_id",
@@ -27,6 +29,11 @@ TXN_ID_PATTERN = r"^[A-Za-z0-9._:/-]{1,64}$"
 MAX_AMOUNT_FEN = 10**12
 FUTURE_TOLERANCE_SECONDS = 600
 LOCAL_TIME_ZONE = "Asia/Shanghai"
+
+
+def local_today(now: datetime) -> date:
+    """The day `now` falls on in Asia/Shanghai: the day payfeed counts."""
+    return now.astimezone(ZoneInfo(LOCAL_TIME_ZONE)).date()
 
 
 class Kind(StrEnum):

@@ -9,7 +9,7 @@ from datetime import time, timedelta
 from enum import StrEnum
 from typing import Annotated, Self
 
-from pydantic import ConfigDict, Field, WithJsonSchema, field_validator, model_validator
+from pydantic import ConfigDict, Field, field_validator, model_validator
 
 from schemas.mcc import CATEGORIES
 from schemas.records import EnterpriseKind
@@ -185,20 +185,14 @@ class Delivery(StrEnum):
     """One settlement file per day."""
 
 
-def _inline(enum: type[StrEnum]) -> WithJsonSchema:
-    """The enum's values in the field's own schema: the registration routes publish
-    their models' schemas as they are, where a `$defs` reference would dangle."""
-    return WithJsonSchema({"type": "string", "enum": [member.value for member in enum]})
-
-
 class ProviderIn(Registration):
     """A provider (SPEC section 10), identified by its code. `due`: the local time
     on the day after a business day by which that day's data is complete."""
 
     provider: ProviderCode
     name: str = Field(min_length=1, max_length=200, examples=["招商银行"])
-    kind: Annotated[ProviderKind, _inline(ProviderKind)]
-    delivery: Annotated[Delivery, _inline(Delivery)]
+    kind: ProviderKind
+    delivery: Delivery
     due: time = Field(default=DEFAULT_DUE, examples=["10:00"])
 
     @field_validator("due", mode="before")

@@ -6,8 +6,8 @@ from typing import Any
 import typer
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from app.cli.common import fail, in_transaction, parse_day
-from campaign.coverage import MAX_DAYS, default_range, feed_coverage
+from app.cli.common import in_transaction, parse_day
+from campaign.coverage import check_range, default_range, feed_coverage
 
 cli = typer.Typer(help="Provider feeds: what each delivered, day by day.", no_args_is_help=True)
 
@@ -38,10 +38,8 @@ def coverage(
         datetime.now(UTC),
     )
 
-    if last < first or (last - first).days >= MAX_DAYS:
-        fail(f"--from and --to: a range of 1 to {MAX_DAYS} days, got {first} to {last}")
-
     async def work(conn: AsyncConnection) -> dict[str, Any]:
+        check_range(first, last)
         return await feed_coverage(conn, first, last, datetime.now(UTC), provider)
 
     found = in_transaction(work)
