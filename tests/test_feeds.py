@@ -12,6 +12,7 @@ from zoneinfo import ZoneInfo
 
 import httpx
 import openpyxl
+from fastapi import FastAPI
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -304,7 +305,7 @@ async def test_the_calendar_equals_a_recount_and_rebuild_restores_it(
                 )
             )
         answer = (await push(client, tokens[provider], f"b{n}", batch)).json()
-        stored = await _stored_days(engine, provider, f"b{n}", answer)
+        stored = await _stored_days(engine, provider, answer)
         for stored_day in stored:
             carried[provider, stored_day] = carried.get((provider, stored_day), 0) + 1
 
@@ -355,9 +356,7 @@ async def test_the_calendar_equals_a_recount_and_rebuild_restores_it(
     assert after == coverage
 
 
-async def _stored_days(
-    engine: AsyncEngine, provider: str, batch_id: str, answer: dict[str, Any]
-) -> set[str]:
+async def _stored_days(engine: AsyncEngine, provider: str, answer: dict[str, Any]) -> set[str]:
     """The days of the records this batch inserted (they carry its transaction's
     arrival time, the latest of the provider's records)."""
     if not answer["inserted"]:
@@ -448,6 +447,7 @@ async def test_reconciliation_lists_a_wechat_bill_whose_summary_disagrees_first(
 
 async def test_a_publication_during_the_gap_says_so_and_the_next_diff_names_the_late_days(
     client: httpx.AsyncClient,
+    app: FastAPI,
     admin: dict[str, str],
     viewer: dict[str, str],
     provider_token: Any,
@@ -480,7 +480,7 @@ async def test_a_publication_during_the_gap_says_so_and_the_next_diff_names_the_
     assert diff["late_arrivals"] == missing
     total = next(c for c in diff["changes"] if c["level"] == "total" and c["measure"] == "net_fen")
     assert total["change"] == 200  # one record of 1.00 yuan on each late day
-    client._transport.app.state.public_caches.clear()  # type: ignore[attr-defined]
+    app.state.public_caches.clear()
     page = (await client.get("/")).text
     assert 'id="provisional"' not in page and "1/1 家机构已报送" in page
     assert "（源于迟报数据：09-12、09-13）" in page
@@ -516,6 +516,7 @@ def sheet_rows(content: bytes) -> list[tuple[Any, ...]]:
 
 async def test_report_files_and_the_public_summary_made_during_the_gap_state_it(
     client: httpx.AsyncClient,
+    app: FastAPI,
     admin: dict[str, str],
     viewer: dict[str, str],
     provider_token: Any,
@@ -571,7 +572,7 @@ async def test_report_files_and_the_public_summary_made_during_the_gap_state_it(
         "/v1/campaigns/2023/publications/1", params={"format": "csv"}, headers=viewer
     )
     assert published_csv.text.splitlines()[1] == f"33,浙江省,{figures},{during}"
-    client._transport.app.state.public_caches.clear()  # type: ignore[attr-defined]
+    app.state.public_caches.clear()
     published = (await client.get("/v1/public/summary")).json()
     assert published["publication"] == 1
     assert (published["provisional"], published["coverage"]) == (True, public_during)
@@ -591,7 +592,7 @@ async def test_report_files_and_the_public_summary_made_during_the_gap_state_it(
     assert province[11:] == (*settled, "cmb 2023-09-12; cmb 2023-09-13", 1, 1)
     posted = await client.post("/v1/campaigns/2023/publications", json={}, headers=admin)
     assert posted.status_code == 201
-    client._transport.app.state.public_caches.clear()  # type: ignore[attr-defined]
+    app.state.public_caches.clear()
     revised = (await client.get("/v1/public/summary")).json()
     assert revised["publication"] == 2 and revised["provisional"] is False
     assert revised["coverage"] == {

@@ -34,7 +34,6 @@ Sketches = dict[tuple[Any, ...], tuple[bytes, int | None]]
 
 def test_estimate_of_a_sketch_is_the_estimate_of_its_union() -> None:
     rng = random.Random(7)
-    checked = 0
     for size in (0, 1, 7, 8, 100, 383, 384, 385, 1000, 5000, 50_000):
         sketch = hll_sketch(LG_K, TARGET)
         for _ in range(size):
@@ -52,8 +51,6 @@ def test_estimate_of_a_sketch_is_the_estimate_of_its_union() -> None:
         for one in (sketch, union.get_result(TARGET), after_merge):
             assert estimate_of(one) == estimate(union_of([one]))
             assert estimate_of(bytes(one.serialize_compact())) == estimate(union_of([one]))
-            checked += 1
-    assert checked == 33
 
 
 def payments(

@@ -7,7 +7,6 @@ import json
 import os
 import re
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -17,9 +16,11 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from fastapi import FastAPI
 
 from app.public_page import money
 from tests.factories import enterprise_with_account, push, record, register
+from tests.served import free_port
 
 CHROMIUM = next(
     (p for p in (shutil.which("chromium"), shutil.which("chromium-browser")) if p), None
@@ -62,7 +63,7 @@ async def load(client: httpx.AsyncClient, admin: dict[str, str], provider_token:
 
 
 async def test_page_and_summary_show_the_latest_publication(
-    client: httpx.AsyncClient, admin: dict[str, str], provider_token: Any
+    client: httpx.AsyncClient, app: FastAPI, admin: dict[str, str], provider_token: Any
 ) -> None:
     await load(client, admin, provider_token)
     live = await client.get("/")
@@ -78,7 +79,7 @@ async def test_page_and_summary_show_the_latest_publication(
     second = (
         await client.post("/v1/campaigns/2023/publications", json={"note": "补录"}, headers=admin)
     ).json()
-    client._transport.app.state.public_caches.clear()  # type: ignore[attr-defined]
+    app.state.public_caches.clear()
 
     summary = (await client.get("/v1/public/summary")).json()
     assert (summary["publication"], summary["published_at"]) == (2, summary["as_of"])
@@ -86,7 +87,7 @@ async def test_page_and_summary_show_the_latest_publication(
     assert summary["measures"]["net_fen"] == first["measures"]["net_fen"] + 1_000_000
     assert summary["top_cities"][0] == {"city": "330100", "name": "杭州市", "net_fen": 123_456_789}
     await push(client, cmb, "b3", [record("T5", merchant_id="M2", amount_fen=5)])
-    client._transport.app.state.public_caches.clear()  # type: ignore[attr-defined]
+    app.state.public_caches.clear()
     assert (await client.get("/v1/public/summary")).json() == summary  # publications only
 
     page = (await client.get("/")).text
@@ -98,15 +99,9 @@ async def test_page_and_summary_show_the_latest_publication(
     assert not EXTERNAL.search(page) and "http" not in page
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @contextmanager
 def serving(database_url: str, home: Path) -> Iterator[str]:
-    port = _free_port()
+    port = free_port()
     env = {
         **os.environ,
         "PAYFEED_DATABASE_URL": database_url,

@@ -12,11 +12,13 @@ import re
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import httpx
 
-from tests.test_embedded_lifecycle import _free_port, _postgres_of
+from tests.served import free_port
+from tests.test_embedded_lifecycle import _postgres_of
 
 ROOT = Path(__file__).resolve().parent.parent
 BLOCK = re.compile(r"^```sh\n(.*?)^```", flags=re.MULTILINE | re.DOTALL)
@@ -62,7 +64,7 @@ def test_every_readme_block_runs_as_written(tmp_path: Path) -> None:
     work.mkdir()
     (work / ".venv").symlink_to(Path(sys.executable).parent.parent)
     (work / "examples").symlink_to(ROOT / "examples")
-    port = _free_port()
+    port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("PAYFEED_")}
     env |= {"PAYFEED_HOME": str(home), "PAYFEED_LOG_LEVEL": "WARNING"}
     env["ANSWER"] = str(tmp_path / "answer")
@@ -79,12 +81,15 @@ def test_every_readme_block_runs_as_written(tmp_path: Path) -> None:
         assert server.stdout is not None
         while "logs:" not in (line := server.stdout.readline()):
             assert line, "payfeed serve --demo stopped"
-        for _ in range(100):
+        for _ in range(300):
             try:
                 if httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=1).status_code == 200:
                     break
             except httpx.HTTPError:
                 pass
+            time.sleep(0.1)
+        else:
+            raise AssertionError("payfeed serve --demo never became ready")
         script = PRELUDE + "\n".join(
             f"echo '=== README block {n}' >&2\n{marked(block)}" for n, block in enumerate(rest, 2)
         )
@@ -97,6 +102,11 @@ def test_every_readme_block_runs_as_written(tmp_path: Path) -> None:
     finally:
         server.send_signal(signal.SIGINT)
         server.wait(60)
+    # The UnionPay file pushed over HTTP after its backfill: every record a duplicate.
+    zm = re.search(
+        r'"batch_id":"zm-20231001"[^{}]*?"inserted":(\d+),"duplicates":(\d+)', done.stdout
+    )
+    assert zm is not None and zm.group(1) == "0" and int(zm.group(2)) > 0
     assert "every publication matches its checksum" in done.stdout
     assert "rollups equal a recount of the records" in done.stdout
     assert _postgres_of(home) == []
