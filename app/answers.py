@@ -2,26 +2,31 @@
 
 An answer's ETag is the data version (`store.data_version`) and a digest of what
 was asked: the path, the query and the caller's scope (the principal without its
-token id, so that a regional token's answer is never handed to another region).
-`If-None-Match` with the current ETag is answered `304` after one tiny query;
-otherwise the rendered bytes are kept in this process's `AnswerCache` under the
-ETag, so a dashboard that polls is answered from memory until a write moves the
-version. Read-your-writes holds: a batch's commit bumps the version before its
-answer is sent, so the next read misses the cache.
+token id, so that a regional token's answer is never handed to another region),
+and of what else it depends on (`Rendered.vary`). Rendered answers are kept in
+this process's `AnswerCache` under the version and what was asked, so a dashboard
+that polls is answered from memory — its caller authenticated and the version
+read on the request's one connection, nothing else — until a write moves the
+version; `If-None-Match` with the current ETag is then answered `304`.
+Read-your-writes holds: a batch's commit bumps the version before its answer is
+sent, so the next read misses the cache.
 
-Every API process keeps its own cache (`serve --workers N`): each revalidates
-with the same one-row-per-slot query, so the ETags agree across processes.
+Every API process keeps its own cache (`serve --workers N`): each renders a
+version's answer once and computes the same ETag for it, so the ETags agree
+across processes.
 """
 
 import hashlib
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
 
 from fastapi import Request, Response
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from store.data_version import current_version
+from app.deps import read_engine_of, read_transaction, unavailable_as_503
+from store.data_version import DataVersion, current_version
 from store.principal import Principal
 
 AS_OF_HEADER = "X-Data-As-Of"
@@ -33,11 +38,28 @@ class Rendered:
     body: bytes
     media_type: str
     headers: dict[str, str] = field(default_factory=dict)
+    vary: str = ""
+    """What else than the data the answer depends on (answers that carry the
+    feeds' coverage: the moment of `campaign.coverage.coverage_clock`)."""
+    fresh_until: datetime | None = None
+    """When the answer may change without the data changing (the clock's next
+    moment); None for never."""
+    etag: str = ""
+    """Set when the answer is kept: `etag_of` its version, request and `vary`."""
+
+    def fresh(self, now: datetime) -> bool:
+        return self.fresh_until is None or now < self.fresh_until
+
+    def on_the_clock(self, clock: tuple[datetime, datetime]) -> "Rendered":
+        """This answer as one that carries coverage: `clock` is what
+        `campaign.coverage.coverage_clock` gave when it was rendered."""
+        return replace(self, vary=clock[0].isoformat(), fresh_until=clock[1])
 
 
 class AnswerCache:
-    """Rendered answers of the newest data version seen; a newer version empties
-    it, an answer of an older one (a slower concurrent read) is not kept. At most
+    """Rendered answers of the newest data version seen, by what was asked
+    (`asked_of`); a newer version empties it, an answer of an older one (a slower
+    concurrent read) is not kept, one past its `fresh_until` is not handed out. At most
     `capacity` answers, least recently used dropped first. Used from the event
     loop only."""
 
@@ -46,29 +68,36 @@ class AnswerCache:
         self.version = -1
         self.entries: OrderedDict[str, Rendered] = OrderedDict()
 
-    def get(self, version: int, etag: str) -> Rendered | None:
+    def get(self, version: int, asked: str, now: datetime) -> Rendered | None:
         if version != self.version:
             return None
-        found = self.entries.get(etag)
-        if found is not None:
-            self.entries.move_to_end(etag)
+        found = self.entries.get(asked)
+        if found is None or not found.fresh(now):
+            return None
+        self.entries.move_to_end(asked)
         return found
 
-    def put(self, version: int, etag: str, rendered: Rendered) -> None:
+    def put(self, version: int, asked: str, rendered: Rendered) -> None:
         if version < self.version:
             return
         if version > self.version:
             self.version = version
             self.entries.clear()
-        self.entries[etag] = rendered
+        self.entries[asked] = rendered
         while len(self.entries) > self.capacity:
             self.entries.popitem(last=False)
 
 
-def etag_of(version: int, request: Request, who: Principal | None, vary: str = "") -> str:
+def asked_of(request: Request, who: Principal | None) -> str:
+    """What was asked, and by whom as far as the answer can differ: a digest."""
     scope = replace(who, token_id=0) if who is not None else None
-    asked = repr((request.url.path, sorted(request.query_params.multi_items()), scope, vary))
-    return f'"{version}-{hashlib.sha256(asked.encode()).hexdigest()[:32]}"'
+    asked = repr((request.url.path, sorted(request.query_params.multi_items()), scope))
+    return hashlib.sha256(asked.encode()).hexdigest()[:32]
+
+
+def etag_of(version: int, asked: str, vary: str) -> str:
+    tail = hashlib.sha256(f"{asked} {vary}".encode()).hexdigest()[:32] if vary else asked
+    return f'"{version}-{tail}"'
 
 
 def matches(if_none_match: str | None, etag: str) -> bool:
@@ -86,32 +115,45 @@ def asks_for_any(if_none_match: str | None) -> bool:
     return (if_none_match or "").strip() == "*"
 
 
+async def version_to_answer(request: Request, conn: AsyncConnection) -> DataVersion:
+    """The version a cached answer must be of: read on the request's connection
+    (the primary's, where the caller was authenticated), or on the replica's
+    when dashboards read there, as one statement outside any transaction."""
+    engine = read_engine_of(request)
+    if engine is request.app.state.engine:
+        return await current_version(conn)
+    with unavailable_as_503():
+        async with engine.connect() as replica:
+            await replica.execution_options(isolation_level="AUTOCOMMIT")
+            return await current_version(replica)
+
+
 async def answer(
     request: Request,
     conn: AsyncConnection,
     who: Principal | None,
-    render: Callable[[], Awaitable[Rendered]],
-    vary: str = "",
+    render: Callable[[AsyncConnection], Awaitable[Rendered]],
 ) -> Response:
-    """`render`'s answer for the current data version: `304` when the caller has
-    it, from the cache when this process has it, else rendered (reading through
-    `conn`, in the same snapshot as the version) and kept. `vary` is what else the
-    answer depends on (the feeds' coverage moves with the clock as days fall due:
-    `campaign.coverage.coverage_clock`)."""
-    current = await current_version(conn)
-    etag = etag_of(current.version, request, who, vary)
-    headers = {"ETag": etag, "Cache-Control": "private, no-cache"}
+    """`render`'s answer for the current data version: from this process's cache
+    when it has it, else rendered in a REPEATABLE READ transaction of the read
+    engine (the version read in the same snapshot as the figures) and kept;
+    `304` when the caller already has it. `conn` is the request's connection, on
+    which the caller was authenticated."""
+    asked = asked_of(request, who)
+    cache: AnswerCache = request.app.state.answers
+    current = await version_to_answer(request, conn)
+    rendered = cache.get(current.version, asked, datetime.now(UTC))
+    if rendered is None:
+        async with read_transaction(request) as snapshot:
+            current = await current_version(snapshot)
+            rendered = await render(snapshot)
+        rendered = replace(rendered, etag=etag_of(current.version, asked, rendered.vary))
+        cache.put(current.version, asked, rendered)
+    headers = {"ETag": rendered.etag, "Cache-Control": "private, no-cache"}
     if current.as_of is not None:
         headers[AS_OF_HEADER] = current.as_of.isoformat()
     if_none_match = request.headers.get("if-none-match")
-    if matches(if_none_match, etag):
-        return Response(status_code=304, headers=headers)
-    cache: AnswerCache = request.app.state.answers
-    rendered = cache.get(current.version, etag)
-    if rendered is None:
-        rendered = await render()
-        cache.put(current.version, etag, rendered)
-    if asks_for_any(if_none_match):
+    if matches(if_none_match, rendered.etag) or asks_for_any(if_none_match):
         return Response(status_code=304, headers=headers)
     return Response(
         rendered.body, media_type=rendered.media_type, headers={**rendered.headers, **headers}

@@ -4,9 +4,10 @@ from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query, Request
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from app.answers import Rendered, answer
-from app.deps import Conn, NationalAdmin, ReadConn, Viewer
+from app.deps import Conn, NationalAdmin, Viewer
 from app.files import csv_response
 from app.openapi import errors
 from app.registry import media_type
@@ -85,11 +86,11 @@ async def put(code: CampaignCode, request: Request, conn: Conn, who: NationalAdm
     "region's cities. `coverage`: how complete the providers' feeds of the campaign "
     "window are, up to today (see `GET /v1/feeds/coverage`).",
 )
-async def summary(request: Request, code: str, conn: ReadConn, who: Viewer) -> Any:
-    now = datetime.now(UTC)
+async def summary(request: Request, code: str, conn: Conn, who: Viewer) -> Any:
+    async def render(snapshot: AsyncConnection) -> Rendered:
+        now = datetime.now(UTC)
+        found = await campaign_summary(snapshot, code, who.scope, now=now)
+        body = CampaignSummary.model_validate(found).model_dump_json().encode()
+        return Rendered(body, JSON).on_the_clock(await coverage_clock(snapshot, now))
 
-    async def render() -> Rendered:
-        found = await campaign_summary(conn, code, who.scope, now=now)
-        return Rendered(CampaignSummary.model_validate(found).model_dump_json().encode(), JSON)
-
-    return await answer(request, conn, who, render, vary=await coverage_clock(conn, now))
+    return await answer(request, conn, who, render)

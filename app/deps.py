@@ -7,7 +7,8 @@ by it, so that scoping is applied in one place rather than per route.
 
 The connection dependency owns the transaction: it commits after the route
 returns and before the answer is sent (read-your-writes), and rolls back on any
-error, so a route never commits and a failed request leaves nothing behind.
+error, so a route never commits and a failed request leaves nothing behind. A GET
+writes nothing that needs one (`connection`).
 """
 
 from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
@@ -76,18 +77,38 @@ async def transaction(request: Request) -> AsyncIterator[AsyncConnection]:
 
 
 async def connection(request: Request) -> AsyncIterator[AsyncConnection]:
-    async with transaction(request) as conn:
-        yield conn
+    """The request's connection to the primary: a transaction for a request that
+    may write; for a GET, which writes nothing but its token's last use (one
+    statement), no transaction at all, which spares every read a BEGIN and a
+    COMMIT (a cached dashboard answer is the token and the data version, two
+    statements). Each statement sees what was committed when it began, as it would
+    in a READ COMMITTED transaction; reads that must share one snapshot take
+    `read_transaction`."""
+    if request.method not in ("GET", "HEAD"):
+        async with transaction(request) as conn:
+            yield conn
+        return
+    with unavailable_as_503():
+        async with engine_of(request).connect() as conn:
+            await conn.execution_options(isolation_level="AUTOCOMMIT")
+            yield conn
 
 
-async def read_connection(request: Request) -> AsyncIterator[AsyncConnection]:
-    """A REPEATABLE READ transaction on the read engine: one snapshot for the data
-    version and the figures read with it (`app.answers`)."""
+@asynccontextmanager
+async def read_transaction(request: Request) -> AsyncIterator[AsyncConnection]:
+    """A REPEATABLE READ transaction on the read engine: one snapshot for
+    everything an answer reads (the data version and the figures read with it in
+    `app.answers`, every page of a streamed listing)."""
     with unavailable_as_503():
         async with read_engine_of(request).connect() as conn:
             await conn.execution_options(isolation_level="REPEATABLE READ")
             async with conn.begin():
                 yield conn
+
+
+async def read_connection(request: Request) -> AsyncIterator[AsyncConnection]:
+    async with read_transaction(request) as conn:
+        yield conn
 
 
 Conn = Annotated[AsyncConnection, Depends(connection, scope="function")]

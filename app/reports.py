@@ -5,9 +5,10 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from app.answers import Rendered, answer
-from app.deps import ReadConn, Viewer
+from app.deps import Conn, Viewer
 from app.openapi import errors
 from campaign.coverage import coverage_clock
 from campaign.report_files import report_csv, report_xlsx
@@ -62,18 +63,19 @@ def report_file(figures: dict[str, Any], format: str, stem: str) -> Response:
 async def report(
     request: Request,
     campaign: str,
-    conn: ReadConn,
+    conn: Conn,
     who: Viewer,
     level: Annotated[str, Query(pattern="^(province|city)$")] = "province",
     format: Annotated[str, Query(pattern="^(json|csv|xlsx)$")] = "json",
     unit: Annotated[str | None, Query(examples=["33", "330100"])] = None,
 ) -> Any:
-    now = datetime.now(UTC)
-
-    async def render() -> Rendered:
-        figures = await campaign_report(conn, campaign, level, who.scope, unit, now=now)
+    async def render(snapshot: AsyncConnection) -> Rendered:
+        now = datetime.now(UTC)
+        figures = await campaign_report(snapshot, campaign, level, who.scope, unit, now=now)
         if format == "json":
-            return Rendered(Report.model_validate(figures).model_dump_json().encode(), JSON)
-        return rendered_report_file(figures, format, f"report-{campaign}-{level}")
+            rendered = Rendered(Report.model_validate(figures).model_dump_json().encode(), JSON)
+        else:
+            rendered = rendered_report_file(figures, format, f"report-{campaign}-{level}")
+        return rendered.on_the_clock(await coverage_clock(snapshot, now))
 
-    return await answer(request, conn, who, render, vary=await coverage_clock(conn, now))
+    return await answer(request, conn, who, render)

@@ -7,9 +7,10 @@ from typing import Annotated, Any
 import orjson
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import StreamingResponse
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from app.answers import Rendered, answer
-from app.deps import ReadConn, Viewer, read_engine_of, unavailable_as_503
+from app.deps import Conn, Viewer, read_transaction
 from app.paging import MAX_PAGE, decode_cursor, encode_cursor
 from campaign.campaigns import campaign_window
 from campaign.figures import (
@@ -90,7 +91,7 @@ def key_after(cursor: str, dims: Sequence[str]) -> list[Any]:
 )
 async def rollups(
     request: Request,
-    conn: ReadConn,
+    conn: Conn,
     who: Viewer,
     first_day: Annotated[
         Day | None,
@@ -118,9 +119,6 @@ async def rollups(
     cursor: str | None = None,
 ) -> Any:
     names = parse_dims(dims)
-    if first_day is None or last_day is None:
-        window = await campaign_window(conn, campaign)
-        first_day, last_day = first_day or window[0], last_day or window[1]
     given = dict(
         province=province,
         city=city,
@@ -133,11 +131,23 @@ async def rollups(
     if city is not None and (resolved := resolve_city(city)) is not None:
         filters["city"] = resolved.code  # a county code means its city, as everywhere
     scope = who.scope
-    await check_filters(conn, scope, filters)  # before a streamed answer begins
+
+    async def checked_range(snapshot: AsyncConnection) -> tuple[date, date]:
+        """The days asked for (the campaign's window by default), once the filters
+        are known to be in the caller's scope."""
+        first, last = first_day, last_day
+        if first is None or last is None:
+            window = await campaign_window(snapshot, campaign)
+            first, last = first or window[0], last or window[1]
+        await check_filters(snapshot, scope, filters)
+        return first, last
+
     header = [*names, *ROW_MEASURES]
     if format == "csv" and "enterprise" in names:
+        async with read_transaction(request) as snapshot:  # refusals before the stream begins
+            first, last = await checked_range(snapshot)
         return StreamingResponse(
-            _csv_pages(request, names, first_day, last_day, filters, scope),
+            _csv_pages(request, names, first, last, filters, scope),
             media_type="text/csv; charset=utf-8",
             headers={"Content-Disposition": 'attachment; filename="rollups.csv"'},
         )
@@ -145,11 +155,10 @@ async def rollups(
         limit = ENTERPRISE_PAGE
     after = key_after(cursor, names) if cursor is not None else None
 
-    async def render() -> Rendered:
+    async def render(snapshot: AsyncConnection) -> Rendered:
+        first, last = await checked_range(snapshot)
         if format == "csv":
-            rows, _ = await query_rollups_with_totals(
-                conn, names, first_day, last_day, filters, scope
-            )
+            rows, _ = await query_rollups_with_totals(snapshot, names, first, last, filters, scope)
             return Rendered(
                 csv_text(header, rows).encode(),
                 "text/csv; charset=utf-8",
@@ -157,7 +166,7 @@ async def rollups(
             )
         if format == "xlsx":
             rows, totals = await query_rollups_with_totals(
-                conn, names, first_day, last_day, filters, scope
+                snapshot, names, first, last, filters, scope
             )
             total_row = {**dict.fromkeys(names, ""), **totals}
             if names:
@@ -169,14 +178,14 @@ async def rollups(
             )
         if limit is None or not names:
             rows, totals = await query_rollups_with_totals(
-                conn, names, first_day, last_day, filters, scope
+                snapshot, names, first, last, filters, scope
             )
             body: dict[str, Any] = {"rows": rows, "totals": totals}
         else:
             rows, more = await query_rollup_page(
-                conn, names, first_day, last_day, filters, limit, after, scope
+                snapshot, names, first, last, filters, limit, after, scope
             )
-            (totals,) = await query_rollups(conn, [], first_day, last_day, filters, scope) or [
+            (totals,) = await query_rollups(snapshot, [], first, last, filters, scope) or [
                 {**total_of([]), "payer_count": 0}
             ]
             body = {
@@ -185,7 +194,7 @@ async def rollups(
                 "next_cursor": cursor_of(rows[-1], names) if more else None,
             }
         return Rendered(
-            orjson.dumps({"dims": names, "from": first_day, "to": last_day, **body}),
+            orjson.dumps({"dims": names, "from": first, "to": last, **body}),
             "application/json",
         )
 
@@ -204,16 +213,13 @@ async def _csv_pages(
     memory it takes is one page's, however many enterprises there are."""
     header = [*dims, *ROW_MEASURES]
     yield csv_text(header, [])
-    with unavailable_as_503():
-        async with read_engine_of(request).connect() as conn:
-            await conn.execution_options(isolation_level="REPEATABLE READ")
-            async with conn.begin():
-                after = None
-                more = True
-                while more:
-                    rows, more = await query_rollup_page(
-                        conn, dims, first_day, last_day, filters, CSV_PAGE, after, scope
-                    )
-                    yield csv_text(header, rows, with_header=False)
-                    if rows:
-                        after = [rows[-1][d] for d in dims]
+    async with read_transaction(request) as conn:
+        after = None
+        more = True
+        while more:
+            rows, more = await query_rollup_page(
+                conn, dims, first_day, last_day, filters, CSV_PAGE, after, scope
+            )
+            yield csv_text(header, rows, with_header=False)
+            if rows:
+                after = [rows[-1][d] for d in dims]

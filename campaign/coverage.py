@@ -74,19 +74,20 @@ async def known_providers(conn: AsyncConnection, only: str | None = None) -> lis
     return [registered[code] for code in sorted(registered) if only is None or code == only]
 
 
-async def coverage_clock(conn: AsyncConnection, now: datetime) -> str:
+async def coverage_clock(conn: AsyncConnection, now: datetime) -> tuple[datetime, datetime]:
     """The latest moment up to `now` at which a provider-day's state may have
-    changed by the clock alone: a local midnight (a new day enters a window) or a
-    provider's due time (pending days turn missing or complete). Answers that
-    carry coverage vary with it as well as with the data version."""
+    changed by the clock alone — a local midnight (a new day enters a window) or a
+    provider's due time (pending days turn missing or complete) — and the first
+    such moment after `now`. An answer that carries coverage varies with the first
+    and stays true until the second (as long as the data version stands)."""
     dues = set((await conn.execute(select(providers.c.due).distinct())).scalars())
     local = now.astimezone(ZoneInfo(LOCAL_TIME_ZONE))
-    moments = [
-        datetime.combine(local.date() - timedelta(days=back), due, local.tzinfo)
+    moments = sorted(
+        datetime.combine(local.date() + timedelta(days=shift), due, local.tzinfo)
         for due in {*dues, DEFAULT_DUE, time(0, 0)}
-        for back in (0, 1)
-    ]
-    return max(m for m in moments if m <= local).isoformat()
+        for shift in (0, 1)
+    )
+    return max(m for m in moments if m <= local), min(m for m in moments if m > local)
 
 
 def day_state(

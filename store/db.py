@@ -13,7 +13,9 @@ from typing import Any
 
 import psutil
 from platformdirs import RuntimeDirWarning
+from sqlalchemy import event
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from store.settings import Settings
@@ -119,8 +121,20 @@ def async_url(url: str) -> str:
 
 def create_engine(url: str, **kwargs: Any) -> AsyncEngine:
     """The engine; `kwargs` override the pool's defaults (`pool_size`, `pool_timeout`)."""
-    options: dict[str, Any] = {"pool_size": 10, "max_overflow": 10, "pool_pre_ping": True}
-    return create_async_engine(async_url(url), **{**options, **kwargs})
+    options: dict[str, Any] = {"pool_size": 10, "max_overflow": 10}
+    engine = create_async_engine(async_url(url), **{**options, **kwargs})
+    event.listen(engine.sync_engine, "checkout", _refuse_closed)
+    return engine
+
+
+def _refuse_closed(dbapi_connection: Any, _record: Any, _proxy: Any) -> None:
+    """Hands out no connection the server has closed (a restart, a terminated
+    backend): asyncpg marks one closed as soon as the event loop reads the server's
+    goodbye, and the pool replaces it. SQLAlchemy's `pool_pre_ping` would ask the
+    server on every checkout instead — a BEGIN, a query and a ROLLBACK, about
+    0.35 ms, more than a cached dashboard answer costs in all."""
+    if dbapi_connection.driver_connection.is_closed():
+        raise DisconnectionError("the server closed this connection")
 
 
 async def raw_connection(conn: AsyncConnection) -> Any:

@@ -2,13 +2,18 @@
 
 import csv
 import io
+from datetime import datetime, time
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import httpx
-from sqlalchemy import text
+from sqlalchemy import event, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from schemas.records import Role
+from app.answers import AnswerCache, Rendered
+from campaign.coverage import coverage_clock
+from schemas.records import LOCAL_TIME_ZONE, Role
+from store.tables import providers
 from tests.factories import enterprise_with_account, push, record
 from tests.two_provinces import SALES, seed
 
@@ -254,3 +259,62 @@ async def test_a_publication_at_repeatable_read_is_not_refused_for_a_concurrent_
                     "'', '{}')"
                 )
             )
+
+
+async def test_a_cached_answer_costs_two_statements_on_one_connection(
+    client: httpx.AsyncClient, viewer: dict[str, str], engine: AsyncEngine
+) -> None:
+    """The caller's token and the data version, outside any transaction: what a
+    polling dashboard costs the database once its answer is cached."""
+    for path, params in READS:
+        assert (await client.get(path, params=params, headers=viewer)).status_code == 200
+    statements: list[str] = []
+    checkouts: list[object] = []
+
+    def executed(*args: Any) -> None:
+        statements.append(args[2])
+
+    def checked_out(*args: Any) -> None:
+        checkouts.append(args[0])
+
+    event.listen(engine.sync_engine, "before_cursor_execute", executed)
+    event.listen(engine.sync_engine, "checkout", checked_out)
+    try:
+        for path, params in READS:
+            cached = await client.get(path, params=params, headers=viewer)
+            assert cached.status_code == 200
+            assert cached.headers["etag"]
+    finally:
+        event.remove(engine.sync_engine, "before_cursor_execute", executed)
+        event.remove(engine.sync_engine, "checkout", checked_out)
+    assert len(checkouts) == len(READS)
+    assert len(statements) == 2 * len(READS)
+    assert all("tokens" in s for s in statements[::2])
+    assert all("data_version" in s for s in statements[1::2])
+
+
+async def test_an_answer_with_coverage_is_kept_until_the_clock_can_change_it(
+    engine: AsyncEngine,
+) -> None:
+    """Coverage moves with the clock at local midnight and at each provider's due
+    time (the default 10:00 and a registered 14:30 here)."""
+    async with engine.begin() as conn:
+        await conn.execute(
+            providers.insert().values(
+                provider="cmb", name="招商银行", kind="bank", delivery="http", due=time(14, 30)
+            )
+        )
+        shanghai = ZoneInfo(LOCAL_TIME_ZONE)
+
+        def at(day: int, hour: int, minute: int = 0) -> datetime:
+            return datetime(2023, 9, day, hour, minute, tzinfo=shanghai)
+
+        assert await coverage_clock(conn, at(10, 9)) == (at(10, 0), at(10, 10))
+        assert await coverage_clock(conn, at(10, 10)) == (at(10, 10), at(10, 14, 30))
+        assert await coverage_clock(conn, at(10, 23)) == (at(10, 14, 30), at(11, 0))
+    cache = AnswerCache()
+    kept = Rendered(b"{}", "application/json").on_the_clock((at(10, 10), at(10, 14, 30)))
+    cache.put(7, "asked", kept)
+    assert cache.get(7, "asked", at(10, 14, 29)) == kept
+    assert cache.get(7, "asked", at(10, 14, 30)) is None
+    assert cache.get(8, "asked", at(10, 11)) is None
