@@ -5,9 +5,10 @@ was asked: the path, the query and the caller's scope (the principal without its
 token id, so that a regional token's answer is never handed to another region),
 and of what else it depends on (`Rendered.vary`). Rendered answers are kept in
 this process's `AnswerCache` under the version and what was asked, so a dashboard
-that polls is answered from memory — its caller authenticated and the version
-read on the request's one connection, nothing else — until a write moves the
-version; `If-None-Match` with the current ETag is then answered `304`.
+that polls is answered from memory (`CachedAnswers`, before any routing: its
+caller authenticated and the version read on one connection, nothing else) until
+a write moves the version; `If-None-Match` with the current ETag is then
+answered `304`.
 Read-your-writes holds: a batch's commit bumps the version before its answer is
 sent, so the next read misses the cache.
 
@@ -23,11 +24,14 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 
 from fastapi import Request, Response
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection
+from starlette.types import ASGIApp, Receive, Scope, Send
 
-from app.deps import read_engine_of, read_transaction, unavailable_as_503
-from store.data_version import DataVersion, current_version
+from app.deps import DatabaseUnavailable, read_engine_of, read_transaction, unavailable_as_503
+from store.data_version import DataVersion, current_version, latest_version
 from store.principal import Principal
+from store.tokens import authenticate
 
 AS_OF_HEADER = "X-Data-As-Of"
 """When the answer's data was current (`DataVersion.as_of`), ISO 8601."""
@@ -67,6 +71,8 @@ class AnswerCache:
         self.capacity = capacity
         self.version = -1
         self.entries: OrderedDict[str, Rendered] = OrderedDict()
+        self.paths: set[str] = set()
+        """The paths of the answers kept: what `CachedAnswers` looks at."""
 
     def get(self, version: int, asked: str, now: datetime) -> Rendered | None:
         if version != self.version:
@@ -77,13 +83,15 @@ class AnswerCache:
         self.entries.move_to_end(asked)
         return found
 
-    def put(self, version: int, asked: str, rendered: Rendered) -> None:
+    def put(self, version: int, asked: str, rendered: Rendered, path: str) -> None:
         if version < self.version:
             return
         if version > self.version:
             self.version = version
             self.entries.clear()
+            self.paths.clear()
         self.entries[asked] = rendered
+        self.paths.add(path)
         while len(self.entries) > self.capacity:
             self.entries.popitem(last=False)
 
@@ -121,11 +129,11 @@ async def version_to_answer(request: Request, conn: AsyncConnection) -> DataVers
     when dashboards read there, as one statement outside any transaction."""
     engine = read_engine_of(request)
     if engine is request.app.state.engine:
-        return await current_version(conn)
+        return await latest_version(conn)
     with unavailable_as_503():
         async with engine.connect() as replica:
             await replica.execution_options(isolation_level="AUTOCOMMIT")
-            return await current_version(replica)
+            return await latest_version(replica)
 
 
 async def answer(
@@ -148,13 +156,62 @@ async def answer(
             current = await current_version(snapshot)
             rendered = await render(snapshot)
         rendered = replace(rendered, etag=etag_of(current.version, asked, rendered.vary))
-        cache.put(current.version, asked, rendered)
+        cache.put(current.version, asked, rendered, request.url.path)
+    return respond(rendered, current, request.headers.get("if-none-match"))
+
+
+def respond(rendered: Rendered, current: DataVersion, if_none_match: str | None) -> Response:
+    """`rendered` with its ETag and the age of its data, or `304` when the caller
+    already has it."""
     headers = {"ETag": rendered.etag, "Cache-Control": "private, no-cache"}
     if current.as_of is not None:
         headers[AS_OF_HEADER] = current.as_of.isoformat()
-    if_none_match = request.headers.get("if-none-match")
     if matches(if_none_match, rendered.etag) or asks_for_any(if_none_match):
         return Response(status_code=304, headers=headers)
     return Response(
         rendered.body, media_type=rendered.media_type, headers={**rendered.headers, **headers}
     )
+
+
+class CachedAnswers:
+    """Answers a GET this process holds a current answer for before any routing.
+
+    A hit costs the caller's token and the data version, two statements on one
+    connection, and none of the routing and dependency solving that otherwise
+    took most of its CPU (1.1 ms a cached answer against 0.3 ms a `/healthz`).
+    It is the route's own answer: the cache key holds the path, the query and the
+    caller's scope, so the same request was answered by its route, checks
+    included, at this very version. Only paths with an answer kept are looked
+    at; anything else (a miss, an unknown token, a database that does not
+    answer) goes on to the routes, which answer it as always."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["method"] == "GET":
+            cache: AnswerCache = scope["app"].state.answers
+            if scope["path"] in cache.paths:
+                response = await self.kept(Request(scope), cache)
+                if response is not None:
+                    await response(scope, receive, send)
+                    return
+        await self.app(scope, receive, send)
+
+    async def kept(self, request: Request, cache: AnswerCache) -> Response | None:
+        scheme, _, token = request.headers.get("authorization", "").partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
+            return None
+        try:
+            async with request.app.state.engine.connect() as conn:
+                await conn.execution_options(isolation_level="AUTOCOMMIT")
+                who = await authenticate(conn, token.strip())
+                if who is None:
+                    return None
+                current = await version_to_answer(request, conn)
+        except (OSError, SQLAlchemyError, DatabaseUnavailable):
+            return None
+        rendered = cache.get(current.version, asked_of(request, who), datetime.now(UTC))
+        if rendered is None:
+            return None
+        return respond(rendered, current, request.headers.get("if-none-match"))

@@ -24,7 +24,7 @@ from app import (
     rollups,
     submissions,
 )
-from app.answers import AnswerCache
+from app.answers import AnswerCache, CachedAnswers
 from app.large_bodies import LargeBodyGate
 from app.parameters import refuse_unknown_query_parameters
 from app.request_checks import RequestChecks
@@ -104,6 +104,7 @@ def create_app(settings: Settings | None = None, url: str | None = None) -> Fast
     app.state.read_engine = None
     app.state.answers = AnswerCache()
     app.state.large_bodies = LargeBodyGate(settings.large_bodies)
+    app.add_middleware(CachedAnswers)  # innermost: after the checks every request passes
     app.add_middleware(RequestChecks, max_body_bytes=settings.max_batch_bytes)
     errors.install(app)  # after RequestChecks: its middleware is the outermost
     for module in (

@@ -19,7 +19,9 @@ from datetime import datetime
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-CURRENT = text(
+from store.db import raw_connection
+
+CURRENT = (
     "SELECT coalesce(sum(version), 0)::bigint AS version, "
     "CASE WHEN pg_is_in_recovery() THEN pg_last_xact_replay_timestamp() ELSE now() END AS as_of "
     "FROM data_version"
@@ -36,5 +38,14 @@ class DataVersion:
 
 
 async def current_version(conn: AsyncConnection) -> DataVersion:
-    row = (await conn.execute(CURRENT)).one()
+    """The version in `conn`'s snapshot, the one the figures read with it share."""
+    row = (await conn.execute(text(CURRENT))).one()
     return DataVersion(int(row.version), row.as_of)
+
+
+async def latest_version(conn: AsyncConnection) -> DataVersion:
+    """The version last committed, for a connection outside any transaction (is
+    a cached answer still current?): straight to the driver, which takes a third
+    of SQLAlchemy's time for it."""
+    row = await (await raw_connection(conn)).fetchrow(CURRENT)
+    return DataVersion(int(row["version"]), row["as_of"])

@@ -265,19 +265,24 @@ async def test_a_cached_answer_costs_two_statements_on_one_connection(
     client: httpx.AsyncClient, viewer: dict[str, str], engine: AsyncEngine
 ) -> None:
     """The caller's token and the data version, outside any transaction: what a
-    polling dashboard costs the database once its answer is cached."""
+    polling dashboard costs the database once its answer is cached. Statements go
+    through SQLAlchemy or straight to the driver: both are counted."""
     for path, params in READS:
         assert (await client.get(path, params=params, headers=viewer)).status_code == 200
     statements: list[str] = []
-    checkouts: list[object] = []
+    checkouts: list[Any] = []
 
-    def executed(*args: Any) -> None:
+    def through_sqlalchemy(*args: Any) -> None:
         statements.append(args[2])
 
-    def checked_out(*args: Any) -> None:
-        checkouts.append(args[0])
+    def through_the_driver(query: Any) -> None:
+        statements.append(query.query)
 
-    event.listen(engine.sync_engine, "before_cursor_execute", executed)
+    def checked_out(dbapi_connection: Any, *_: Any) -> None:
+        checkouts.append(dbapi_connection.driver_connection)
+        dbapi_connection.driver_connection.add_query_logger(through_the_driver)
+
+    event.listen(engine.sync_engine, "before_cursor_execute", through_sqlalchemy)
     event.listen(engine.sync_engine, "checkout", checked_out)
     try:
         for path, params in READS:
@@ -285,12 +290,14 @@ async def test_a_cached_answer_costs_two_statements_on_one_connection(
             assert cached.status_code == 200
             assert cached.headers["etag"]
     finally:
-        event.remove(engine.sync_engine, "before_cursor_execute", executed)
+        event.remove(engine.sync_engine, "before_cursor_execute", through_sqlalchemy)
         event.remove(engine.sync_engine, "checkout", checked_out)
+        for driver_connection in checkouts:
+            driver_connection.remove_query_logger(through_the_driver)
     assert len(checkouts) == len(READS)
     assert len(statements) == 2 * len(READS)
-    assert all("tokens" in s for s in statements[::2])
-    assert all("data_version" in s for s in statements[1::2])
+    assert all("FROM tokens" in s for s in statements[::2])
+    assert all("FROM data_version" in s for s in statements[1::2])
 
 
 async def test_an_answer_with_coverage_is_kept_until_the_clock_can_change_it(
@@ -314,7 +321,42 @@ async def test_an_answer_with_coverage_is_kept_until_the_clock_can_change_it(
         assert await coverage_clock(conn, at(10, 23)) == (at(10, 14, 30), at(11, 0))
     cache = AnswerCache()
     kept = Rendered(b"{}", "application/json").on_the_clock((at(10, 10), at(10, 14, 30)))
-    cache.put(7, "asked", kept)
+    cache.put(7, "asked", kept, "/v1/campaigns/2023/summary")
     assert cache.get(7, "asked", at(10, 14, 29)) == kept
     assert cache.get(7, "asked", at(10, 14, 30)) is None
     assert cache.get(8, "asked", at(10, 11)) is None
+
+
+async def test_a_warm_cache_answers_no_one_its_route_would_refuse(
+    client: httpx.AsyncClient,
+    viewer: dict[str, str],
+    provider_token: Any,
+    engine: AsyncEngine,
+) -> None:
+    """Answers kept are handed out before routing: only to a live token of the
+    same scope, for the very query the route answered."""
+    path, params = READS[0]
+    kept = await client.get(path, params=params, headers=viewer)
+    assert kept.status_code == 200
+    assert (await client.get(path, params=params, headers=viewer)).content == kept.content
+    refused = {
+        "no token": await client.get(path, params=params),
+        "not bearer": await client.get(
+            path, params=params, headers={"Authorization": "Basic " + viewer["Authorization"][7:]}
+        ),
+        "a provider": await client.get(path, params=params, headers=await provider_token("cmb")),
+        "a misspelt filter": await client.get(
+            path, params={**params, "provder": "cmb"}, headers=viewer
+        ),
+    }
+    assert {k: r.status_code for k, r in refused.items()} == {
+        "no token": 401,
+        "not bearer": 401,
+        "a provider": 403,
+        "a misspelt filter": 400,
+    }
+    async with engine.begin() as conn:
+        await conn.execute(text("UPDATE tokens SET revoked_at = now()"))
+    revoked = await client.get(path, params=params, headers=viewer)
+    assert revoked.status_code == 401
+    assert revoked.json()["error"]["code"] == "unauthorized"
