@@ -152,7 +152,7 @@ async def test_one_compactor_at_a_time_and_a_merge_twice_counts_once(
     assert (await push(client, cmb, "b1", batch[:10])).status_code == 200
     assert (await push(client, cmb, "b2", batch[10:])).status_code == 200
     async with engine.begin() as first, engine.begin() as second:
-        assert await compact_payers(first, batches=1) == 1
+        assert await compact_payers(first, budget=1) == 1  # at least one batch
         # One batch is still queued, but the first holds the lock until it commits.
         assert await compact_payers(second) == 0
     assert await compact_all(engine) == 1
@@ -168,3 +168,23 @@ async def test_one_compactor_at_a_time_and_a_merge_twice_counts_once(
 async def stored_payers(conn: AsyncConnection) -> pl.DataFrame:
     rows = await conn.execute(text(f"SELECT {', '.join(PAYER_COLUMNS)} FROM records"))
     return pl.DataFrame([dict(r) for r in rows.mappings()], orient="row")
+
+
+async def test_a_merge_takes_the_oldest_batches_up_to_its_budget(
+    client: httpx.AsyncClient, admin: dict[str, str], provider_token: Any, engine: AsyncEngine
+) -> None:
+    cmb = await provider_token("cmb")
+    await enterprise_with_account(client, admin, provider="cmb", merchant_id="HZ")
+    for n in range(3):
+        batch = [record(f"T{n}-{i}", merchant_id="HZ", payer_ref=f"p{n}-{i}") for i in range(5)]
+        assert (await push(client, cmb, f"b{n}", batch)).status_code == 200
+    async with engine.begin() as conn:
+        sizes = (
+            (await conn.execute(text("SELECT octet_length(payers) FROM payer_queue ORDER BY id")))
+            .scalars()
+            .all()
+        )
+        assert len(sizes) == 3
+        assert await compact_payers(conn, budget=sizes[0] + sizes[1]) == 2
+        left = (await conn.execute(text("SELECT count(*) FROM payer_queue"))).scalar_one()
+        assert left == 1
