@@ -46,15 +46,15 @@ RELATIVE_STANDARD_ERROR = 1.04 / (1 << LG_K) ** 0.5
 """≈ 0.01625: one standard error of `payer_count`, as a fraction of the true count."""
 
 PAYER_COUNT_LAG_SECONDS = 30
-"""How far `payer_count` may lag the exact measures: a batch's payers are merged
-into the sketches by the compactor (`ingest.payers`) every 5 seconds; in
-bench/scale.py (10,000 enterprises, 1,000,000 records, a shared 2-core machine)
-the oldest queued batch was at most 9.7 s old in time order and 26.8 s when
-every batch spread over 20 days and all enterprises. Those lags predate the
-cheaper merge and were not measured again since; the merge's own CPU (the
-database's share apart, measured in-process) for 100,000 payers spread over 20
-days and 10,000 enterprises fell from 1.8 s to 0.47 s (sketches past a few
-hundred payers each), and for a day of 400 merchants from 0.17 s to 0.12 s."""
+"""How far `payer_count` may lag the exact measures while the compactor keeps up
+with the feeds: a batch's payers are merged into the sketches by the compactor
+(`ingest.payers`) every 5 seconds. In bench/scale.py (10,000 enterprises, a
+shared 2-core machine) the oldest queued batch was at most 8.8 s old at
+20,000,000 records in time order and 23.5 s at 10,000,000 when every batch
+spread over 20 days and all enterprises. With rounds of ten batches the latter
+had fallen behind, 104 s at 10,000,000 and growing; a round now takes up to
+`COMPACT_BYTES` of queued payers."""
+
 
 PAYER_TABLES: dict[Table, Table] = {
     rollup_city_day: rollup_city_day_payers,
