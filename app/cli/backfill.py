@@ -12,7 +12,7 @@ from app.cli.common import with_engine
 from app.cli.progress import bar
 from ingest.adapters import FORMATS
 from ingest.backfill import CHUNK_ROWS, FileSummary, backfill_file, expand
-from ingest.payers import compact_all
+from ingest.payers import BACKFILL_COMPACT_BYTES, compact_all
 from ingest.pipeline import Pipeline
 from store.settings import get_settings
 
@@ -88,7 +88,7 @@ async def _run(
             shown.remove_task(task)
             summaries.append(summary)
             typer.echo(describe(summary))
-    await compact_all(engine)  # payer counts current when the command ends
+    await compact_all(engine, BACKFILL_COMPACT_BYTES)  # payer counts current at the end
     return summaries
 
 
