@@ -28,7 +28,13 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from app.deps import DatabaseUnavailable, read_engine_of, read_transaction, unavailable_as_503
+from app.deps import (
+    DatabaseUnavailable,
+    outside_transaction,
+    read_engine_of,
+    read_transaction,
+    unavailable_as_503,
+)
 from store.data_version import DataVersion, current_version, latest_version
 from store.principal import Principal
 from store.tokens import authenticate
@@ -131,8 +137,7 @@ async def version_to_answer(request: Request, conn: AsyncConnection) -> DataVers
     if engine is request.app.state.engine:
         return await latest_version(conn)
     with unavailable_as_503():
-        async with engine.connect() as replica:
-            await replica.execution_options(isolation_level="AUTOCOMMIT")
+        async with outside_transaction(engine) as replica:
             return await latest_version(replica)
 
 
@@ -203,8 +208,7 @@ class CachedAnswers:
         if scheme.lower() != "bearer" or not token.strip():
             return None
         try:
-            async with request.app.state.engine.connect() as conn:
-                await conn.execution_options(isolation_level="AUTOCOMMIT")
+            async with outside_transaction(request.app.state.engine) as conn:
                 who = await authenticate(conn, token.strip())
                 if who is None:
                     return None

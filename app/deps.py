@@ -89,9 +89,16 @@ async def connection(request: Request) -> AsyncIterator[AsyncConnection]:
             yield conn
         return
     with unavailable_as_503():
-        async with engine_of(request).connect() as conn:
-            await conn.execution_options(isolation_level="AUTOCOMMIT")
+        async with outside_transaction(engine_of(request)) as conn:
             yield conn
+
+
+@asynccontextmanager
+async def outside_transaction(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
+    """A pooled connection on which every statement commits on its own."""
+    async with engine.connect() as conn:
+        await conn.execution_options(isolation_level="AUTOCOMMIT")
+        yield conn
 
 
 @asynccontextmanager
