@@ -20,6 +20,7 @@ from sqlalchemy import (
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from schemas.regions import resolve_city
+from store.db import fetch_records
 from store.scope import NATIONAL, Scope
 from store.sketches import estimate, sketch_table_for, union_of
 from store.tables import (
@@ -28,6 +29,7 @@ from store.tables import (
     payer_periods,
     rollup_city_day,
     rollup_enterprise_day,
+    totals_city_day,
 )
 
 DIMENSIONS = ("day", "province", "city", "enterprise", "category", "channel", "provider")
@@ -38,22 +40,23 @@ ROW_MEASURES = (*MEASURES, "payer_count")
 unlike the others, not a sum: a total merges the rows' sketches."""
 
 
-def measures_of(row: Mapping[Any, Any]) -> dict[str, int]:
-    """The published measures of a row of summed stored measures."""
-    payments, refunds = int(row["payment_count"] or 0), int(row["refund_count"] or 0)
-    gross, refunded = int(row["gross_fen"] or 0), int(row["refund_fen"] or 0)
-    return {
-        "txn_count": payments + refunds,
-        "payment_count": payments,
-        "refund_count": refunds,
-        "gross_fen": gross,
-        "refund_fen": refunded,
-        "net_fen": gross - refunded,
-    }
+def _published_sums(table: Table) -> list[ColumnElement[Any]]:
+    """`MEASURES` summed over a group of `table`'s rows, in that order: the
+    database adds them up, so a row of thousands costs Python one dict."""
+    s = {m: cast(func.sum(table.c[m]), BigInteger) for m in ROLLUP_MEASURES}
+    return [
+        (s["payment_count"] + s["refund_count"]).label("txn_count"),
+        *(s[m].label(m) for m in ROLLUP_MEASURES),
+        (s["gross_fen"] - s["refund_fen"]).label("net_fen"),
+    ]
 
 
 def total_of(rows: Iterable[Mapping[str, int]]) -> dict[str, int]:
-    return {m: sum(row[m] for row in rows) for m in MEASURES}
+    totals = dict.fromkeys(MEASURES, 0)
+    for row in rows:
+        for m in MEASURES:
+            totals[m] += row[m]
+    return totals
 
 
 def _column(table: Table, dim: str) -> ColumnElement[Any]:
@@ -62,9 +65,17 @@ def _column(table: Table, dim: str) -> ColumnElement[Any]:
     return table.c[dim]
 
 
+CITY_TOTAL_COLUMNS = frozenset({"day", "province", "city"})
+
+
 def grain_of(dims: Sequence[str], filters: Mapping[str, str]) -> Table:
-    """The city grain unless enterprises are grouped or filtered by."""
-    return rollup_enterprise_day if "enterprise" in {*dims, *filters} else rollup_city_day
+    """The rollup grain with the fewest rows that has every dim and filter: the
+    city-day totals for days, provinces and cities alone; else the city grain
+    unless enterprises are grouped or filtered by."""
+    needed = {*dims, *filters}
+    if needed <= CITY_TOTAL_COLUMNS:
+        return totals_city_day
+    return rollup_enterprise_day if "enterprise" in needed else rollup_city_day
 
 
 async def check_filters(conn: AsyncConnection, scope: Scope, filters: Mapping[str, str]) -> None:
@@ -115,9 +126,25 @@ def _grouped_sums(
     scope: Scope,
 ) -> Select[Any]:
     keys = [_column(table, d).label(d) for d in dims]
-    sums = [cast(func.sum(table.c[m]), BigInteger).label(m) for m in ROLLUP_MEASURES]
-    statement = select(*keys, *sums).where(*_selected(table, first_day, last_day, filters, scope))
+    statement = select(*keys, *_published_sums(table)).where(
+        *_selected(table, first_day, last_day, filters, scope)
+    )
     return statement.group_by(*keys).order_by(*keys) if dims else statement
+
+
+def _rows_of(
+    found: Iterable[Mapping[str, Any]], dims: Sequence[str], payers: Mapping[tuple[Any, ...], int]
+) -> list[dict[str, Any]]:
+    """The answer's rows: each group's dims and measures, and its payer count.
+    A sum over no stored row (a total of nothing) is no row."""
+    rows = []
+    for found_row in found:
+        if found_row["txn_count"] is None:
+            continue
+        row = dict(found_row)
+        row["payer_count"] = payers.get(tuple(row[d] for d in dims), 0)
+        rows.append(row)
+    return rows
 
 
 async def query_rollups(
@@ -129,8 +156,8 @@ async def query_rollups(
     scope: Scope = NATIONAL,
 ) -> list[dict[str, Any]]:
     """Rows of the measures grouped by `dims` over Asia/Shanghai days
-    `first_day`..`last_day`, ordered by the dims. Reads the city grain unless
-    enterprises are asked for."""
+    `first_day`..`last_day`, ordered by the dims, from the grain `grain_of`
+    picks."""
     rows, _ = await query_rollups_with_totals(conn, dims, first_day, last_day, filters, scope)
     return rows
 
@@ -152,14 +179,7 @@ async def query_rollups_with_totals(
     payers, payer_total = await _payer_counts(
         conn, table, dims, first_day, last_day, filters, scope
     )
-    rows = []
-    for row in (await conn.execute(statement)).mappings():
-        if row["payment_count"] is None:
-            continue
-        key = tuple(row[d] for d in dims)
-        rows.append(
-            {**{d: row[d] for d in dims}, **measures_of(row), "payer_count": payers.get(key, 0)}
-        )
+    rows = _rows_of(await fetch_records(conn, statement), dims, payers)
     return rows, {**total_of(rows), "payer_count": payer_total or 0}
 
 
@@ -182,19 +202,13 @@ async def query_rollup_page(
     statement = _grouped_sums(table, dims, first_day, last_day, filters, scope)
     if after is not None:
         statement = statement.where(_key(table, dims) > tuple_(*after))
-    found = (await conn.execute(statement.limit(limit + 1))).mappings().all()
+    found = await fetch_records(conn, statement.limit(limit + 1))
     page = found[:limit]
     if not page:
         return [], False
     bounds = (tuple(page[0][d] for d in dims), tuple(page[-1][d] for d in dims))
     payers, _ = await _payer_counts(conn, table, dims, first_day, last_day, filters, scope, bounds)
-    rows = []
-    for row in page:
-        key = tuple(row[d] for d in dims)
-        rows.append(
-            {**{d: row[d] for d in dims}, **measures_of(row), "payer_count": payers.get(key, 0)}
-        )
-    return rows, len(found) > limit
+    return _rows_of(page, dims, payers), len(found) > limit
 
 
 def _key(table: Table, dims: Sequence[str]) -> ColumnElement[Any]:
@@ -226,7 +240,7 @@ async def _group_estimates(
     if "estimate" in table.c:
         several = []
         single = select(*keys, func.count(), func.min(table.c.estimate))
-        for row in await conn.execute(single.where(*where).group_by(*keys)):
+        for row in await fetch_records(conn, single.where(*where).group_by(*keys)):
             key, stored_keys, stored = tuple(row[: len(dims)]), row[-2], row[-1]
             if stored_keys == 1:
                 counts[key] = int(stored)

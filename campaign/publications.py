@@ -53,7 +53,7 @@ WITH c AS (
     FROM campaign_cities cc JOIN c ON cc.campaign = c.code
 )
 SELECT r.day, sum(r.gross_fen - r.refund_fen) AS net_fen
-FROM units u JOIN rollup_city_day r
+FROM units u JOIN totals_city_day r
   ON r.city = u.city AND r.day BETWEEN u.first_day AND u.last_day
 GROUP BY r.day
 """

@@ -2,7 +2,7 @@
 registry's counts (cities, enterprises, activities and sessions, policies) and
 net sales in the campaign window against the baseline.
 
-Every figure comes from the city-grain rollups and the registry in one set-based
+Every figure comes from the city-day totals and the registry in one set-based
 query per campaign, with each city's own window: a city's local extension
 (`campaign_cities.last_day`) lengthens its window, and its baseline is scaled to
 its own number of campaign days. Province rows and the total add up their
@@ -63,7 +63,7 @@ WITH c AS (
            sum(r.gross_fen - r.refund_fen)
                FILTER (WHERE r.day BETWEEN u.baseline_first_day AND u.baseline_last_day)
                AS baseline_net_fen
-    FROM units u JOIN rollup_city_day r ON r.city = u.city
+    FROM units u JOIN totals_city_day r ON r.city = u.city
      AND r.day BETWEEN least(u.first_day, u.baseline_first_day)
                    AND greatest(u.last_day, u.baseline_last_day)
     GROUP BY u.city

@@ -1,7 +1,7 @@
 """Rollups: the per-batch delta, dashboard queries over them, and verify/rebuild.
 
-Two grains (see `store.tables`): the writer adds every batch's inserted records
-to both in the batch's own transaction, so a rollup always equals a recount of
+Three grains (see `store.tables`): the writer adds every batch's inserted records
+to each in the batch's own transaction, so a rollup always equals a recount of
 the stored records once the batch is answered.
 """
 
@@ -25,9 +25,13 @@ from store.tables import (
     payers_period,
     rollup_city_day,
     rollup_enterprise_day,
+    totals_city_day,
 )
 
-ROLLUP_TABLES: tuple[Table, ...] = (rollup_city_day, rollup_enterprise_day)
+ROLLUP_TABLES: tuple[Table, ...] = (rollup_city_day, rollup_enterprise_day, totals_city_day)
+"""In the order a batch locks their rows. The city-day totals come last: every
+provider's batches of a day share their rows, so they are held only for the end
+of a batch's transaction."""
 
 
 def dims_of(table: Table) -> list[str]:

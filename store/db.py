@@ -13,8 +13,9 @@ from typing import Any
 
 import psutil
 from platformdirs import RuntimeDirWarning
-from sqlalchemy import event
+from sqlalchemy import ClauseElement, event
 from sqlalchemy.engine import make_url
+from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
@@ -141,3 +142,16 @@ async def raw_connection(conn: AsyncConnection) -> Any:
     """The asyncpg connection under `conn`, for COPY inside the same transaction."""
     raw = await conn.get_raw_connection()
     return raw.driver_connection
+
+
+async def fetch_records(conn: AsyncConnection, statement: ClauseElement) -> list[Any]:
+    """`statement`'s rows as the driver's records, in `conn`'s transaction: for
+    reads of thousands of rows, where SQLAlchemy's result rows cost several times
+    the query itself (2,000 day-city rows: 30 ms of Python against 5 ms)."""
+    compiled = statement.compile(dialect=conn.dialect, compile_kwargs={"render_postcompile": True})
+    assert isinstance(compiled, SQLCompiler)  # the asyncpg dialect's: `$n` placeholders
+    values = compiled.params
+    found: list[Any] = await (await raw_connection(conn)).fetch(
+        str(compiled), *(values[name] for name in compiled.positiontup or ())
+    )
+    return found

@@ -38,6 +38,7 @@ from store.tables import (
     rollup_city_day_payers,
     rollup_enterprise_day,
     rollup_enterprise_day_payers,
+    totals_city_day,
 )
 
 LG_K = 12
@@ -59,6 +60,7 @@ had fallen behind, 104 s at 10,000,000 and growing; a round now takes up to
 PAYER_TABLES: dict[Table, Table] = {
     rollup_city_day: rollup_city_day_payers,
     rollup_enterprise_day: rollup_enterprise_day_payers,
+    totals_city_day: payers_city_day,
 }
 """The sketch table of each rollup table, keyed as it."""
 
