@@ -15,9 +15,9 @@ import psutil
 from platformdirs import RuntimeDirWarning
 from sqlalchemy import ClauseElement, event
 from sqlalchemy.engine import make_url
-from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+from sqlalchemy.sql.compiler import SQLCompiler
 
 from store.settings import Settings
 
