@@ -21,6 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from schemas.regions import resolve_city
 from store.db import fetch_records
+from store.periods import is_campaign_period
 from store.scope import NATIONAL, Scope
 from store.sketches import estimate, sketch_table_for, union_of
 from store.tables import (
@@ -30,6 +31,7 @@ from store.tables import (
     rollup_city_day,
     rollup_enterprise_day,
     totals_city_day,
+    totals_enterprise_period,
 )
 
 DIMENSIONS = ("day", "province", "city", "enterprise", "category", "channel", "provider")
@@ -66,16 +68,29 @@ def _column(table: Table, dim: str) -> ColumnElement[Any]:
 
 
 CITY_TOTAL_COLUMNS = frozenset({"day", "province", "city"})
+PERIOD_TOTAL_COLUMNS = frozenset({"enterprise", "province", "city"})
 
 
-def grain_of(dims: Sequence[str], filters: Mapping[str, str]) -> Table:
+async def grain_for(
+    conn: AsyncConnection,
+    dims: Sequence[str],
+    filters: Mapping[str, str],
+    first_day: date,
+    last_day: date,
+) -> Table:
     """The rollup grain with the fewest rows that has every dim and filter: the
-    city-day totals for days, provinces and cities alone; else the city grain
-    unless enterprises are grouped or filtered by."""
+    city-day totals for days, provinces and cities alone; the enterprises'
+    totals over a campaign window or baseline when the days are exactly one and
+    nothing finer than the enterprise is asked; else the city grain unless
+    enterprises are grouped or filtered by."""
     needed = {*dims, *filters}
     if needed <= CITY_TOTAL_COLUMNS:
         return totals_city_day
-    return rollup_enterprise_day if "enterprise" in needed else rollup_city_day
+    if "enterprise" not in needed:
+        return rollup_city_day
+    if needed <= PERIOD_TOTAL_COLUMNS and await is_campaign_period(conn, (first_day, last_day)):
+        return totals_enterprise_period
+    return rollup_enterprise_day
 
 
 async def check_filters(conn: AsyncConnection, scope: Scope, filters: Mapping[str, str]) -> None:
@@ -156,7 +171,7 @@ async def query_rollups(
     scope: Scope = NATIONAL,
 ) -> list[dict[str, Any]]:
     """Rows of the measures grouped by `dims` over Asia/Shanghai days
-    `first_day`..`last_day`, ordered by the dims, from the grain `grain_of`
+    `first_day`..`last_day`, ordered by the dims, from the grain `grain_for`
     picks."""
     rows, _ = await query_rollups_with_totals(conn, dims, first_day, last_day, filters, scope)
     return rows
@@ -174,7 +189,7 @@ async def query_rollups_with_totals(
     union of every row's payers, not their sum). Rows outside `scope` are never
     read; filters are checked against it first (`check_filters`)."""
     await check_filters(conn, scope, filters)
-    table = grain_of(dims, filters)
+    table = await grain_for(conn, dims, filters, first_day, last_day)
     statement = _grouped_sums(table, dims, first_day, last_day, filters, scope)
     payers, payer_total = await _payer_counts(
         conn, table, dims, first_day, last_day, filters, scope
@@ -198,7 +213,7 @@ async def query_rollup_page(
     costs its own rows whatever its position, and rows stored meanwhile never
     shift a row onto two pages."""
     await check_filters(conn, scope, filters)
-    table = grain_of(dims, filters)
+    table = await grain_for(conn, dims, filters, first_day, last_day)
     statement = _grouped_sums(table, dims, first_day, last_day, filters, scope)
     if after is not None:
         statement = statement.where(_key(table, dims) > tuple_(*after))

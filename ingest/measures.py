@@ -37,17 +37,19 @@ async def differing_rows(
     recount: str,
     first_day: date,
     last_day: date,
+    stored: str = "day BETWEEN :first AND :last",
 ) -> list[dict[str, Any]]:
-    """Every row of `table` (keyed by `keys`, with a `day`) in the range that
-    differs from `recount`, a SELECT of the same keys and `columns` from the
-    stored records of the days `:first` to `:last`; as `{"table", keys...,
-    "stored": {...}, "recount": {...}}`, a row missing on one side all None there."""
+    """Every row of `table` (keyed by `keys`) that `stored` selects — by default
+    its days `:first` to `:last` — and that differs from `recount`, a SELECT of
+    the same keys and `columns` from the stored records of those days; as
+    `{"table", keys..., "stored": {...}, "recount": {...}}`, a row missing on
+    one side all None there."""
     pick = ", ".join(f"{side}.{c} AS {side}_{c}" for side in ("s", "c") for c in columns)
     same = " AND ".join(f"s.{c} IS NOT DISTINCT FROM c.{c}" for c in columns)
     key = ", ".join(keys)
     statement = text(
         f"WITH c AS ({recount}), "
-        f"s AS (SELECT * FROM {table} WHERE day BETWEEN :first AND :last) "
+        f"s AS (SELECT * FROM {table} WHERE {stored}) "
         f"SELECT {key}, {pick} FROM s FULL JOIN c USING ({key}) "
         f"WHERE NOT ({same}) ORDER BY {key}"
     )

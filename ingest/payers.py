@@ -25,6 +25,7 @@ from sqlalchemy import Date, Table, text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from store.db import raw_connection
+from store.periods import CAMPAIGN_PERIODS, Period
 from store.sketches import (
     LG_K,
     SKETCH_TABLES,
@@ -82,12 +83,6 @@ def _upsert_sql(table: Table) -> str:
 SELECTS = {table.name: _select_sql(table) for table in (*SKETCH_TABLES, payers_period)}
 UPSERTS = {table.name: _upsert_sql(table) for table in (*SKETCH_TABLES, payers_period)}
 
-Period = tuple[date, date]
-
-WANTED_PERIODS = """
-SELECT first_day, last_day FROM campaigns
-UNION SELECT baseline_first_day, baseline_last_day FROM campaigns
-"""
 KEPT_PERIODS = "SELECT first_day, last_day FROM payer_periods"
 PERIOD_SKETCHES = """
 SELECT enterprise, city, array_agg(sketch) AS sketches FROM rollup_enterprise_day_payers
@@ -269,7 +264,7 @@ async def keep_campaign_periods(pg: Any, kept: set[Period]) -> None:
     windows and baselines: a period no campaign has any more is dropped, a new
     one is built from the enterprise-day sketches. Writes nothing when nothing
     changed, so the data version stays put."""
-    wanted = {(r["first_day"], r["last_day"]) for r in await pg.fetch(WANTED_PERIODS)}
+    wanted = {(r["first_day"], r["last_day"]) for r in await pg.fetch(CAMPAIGN_PERIODS)}
     for period in sorted(kept - wanted):
         await _drop_period(pg, period)
     for period in sorted(wanted - kept):

@@ -17,6 +17,7 @@ from ingest.calendar import rebuild_calendar, verify_calendar
 from ingest.measures import MEASURE_EXPRS, MEASURE_SQL, differing_rows
 from ingest.payers import rebuild_payers
 from store.db import raw_connection
+from store.periods import PERIOD_UPSERT, Period, campaign_periods, sum_period
 from store.sketches import SKETCH_TABLES
 from store.tables import (
     ROLLUP_MEASURES,
@@ -26,12 +27,15 @@ from store.tables import (
     rollup_city_day,
     rollup_enterprise_day,
     totals_city_day,
+    totals_enterprise_period,
 )
 
 ROLLUP_TABLES: tuple[Table, ...] = (rollup_city_day, rollup_enterprise_day, totals_city_day)
-"""In the order a batch locks their rows. The city-day totals come last: every
-provider's batches of a day share their rows, so they are held only for the end
-of a batch's transaction."""
+"""In the order a batch locks their rows, the enterprises' period totals
+(`store.periods`) after them. The totals come last: every provider's batches of
+a day share their rows, so they are held only for the end of a batch's
+transaction."""
+PERIOD_DIMS = ["day", "enterprise", "city"]
 
 
 def dims_of(table: Table) -> list[str]:
@@ -76,6 +80,8 @@ async def add_to_rollups(conn: AsyncConnection, inserted: pl.DataFrame) -> None:
         dims = dims_of(table)
         delta = inserted.group_by(dims).agg(**MEASURE_EXPRS).sort(dims)
         await pg.execute(UPSERTS[table.name], *(delta[c].to_list() for c in delta.columns))
+    delta = inserted.group_by(PERIOD_DIMS).agg(**MEASURE_EXPRS)
+    await pg.execute(PERIOD_UPSERT, *(delta[c].to_list() for c in delta.columns))
 
 
 async def verify_rollups(
@@ -102,8 +108,27 @@ async def verify_rollups(
         )
         if progress is not None:
             progress(done, len(ROLLUP_TABLES))
+    for first, last in await _periods_within(conn, first_day, last_day):
+        differences += await differing_rows(
+            conn,
+            totals_enterprise_period.name,
+            dims_of(totals_enterprise_period),
+            ROLLUP_MEASURES,
+            "SELECT CAST(:first AS date) AS first_day, CAST(:last AS date) AS last_day, "
+            "enterprise, city, "
+            + ", ".join(f"{sql} AS {name}" for name, sql in MEASURE_SQL.items())
+            + " FROM records WHERE day BETWEEN :first AND :last GROUP BY enterprise, city",
+            first,
+            last,
+            "first_day = :first AND last_day = :last",
+        )
     differences.extend(await verify_calendar(conn, first_day, last_day))
     return differences
+
+
+async def _periods_within(conn: AsyncConnection, first_day: date, last_day: date) -> list[Period]:
+    """The campaign periods that share a day with `first_day`..`last_day`."""
+    return sorted(p for p in await campaign_periods(conn) if p[0] <= last_day and first_day <= p[1])
 
 
 async def rebuild_rollups(
@@ -126,10 +151,19 @@ async def rebuild_rollups(
     batch that copies records meanwhile is stopped at its deltas until the rebuild
     commits, is not in the recount, and adds its deltas on top afterwards. Either
     way every record counts exactly once. Writers wait only as long as the
-    rebuild runs. The delivery calendar is locked (last, after the writer's order)
-    and rebuilt with them. Returns the rows written per table; `progress(done,
+    rebuild runs. The enterprises' totals of every campaign period that shares a
+    day with the range are summed again from the rebuilt enterprise-day rollups.
+    The delivery calendar is locked (last, after the writer's order) and rebuilt
+    with them. Returns the rows written per table; `progress(done,
     total)` follows the tables (the payer sketches and the calendar last)."""
-    tables = [*ROLLUP_TABLES, *SKETCH_TABLES, payers_period, payer_periods, feed_days]
+    tables = [
+        *ROLLUP_TABLES,
+        totals_enterprise_period,
+        *SKETCH_TABLES,
+        payers_period,
+        payer_periods,
+        feed_days,
+    ]
     await conn.execute(
         text(f"LOCK TABLE {', '.join(t.name for t in tables)} IN SHARE ROW EXCLUSIVE MODE")
     )
@@ -147,6 +181,9 @@ async def rebuild_rollups(
         counts[table.name] = inserted.rowcount
         if progress is not None:
             progress(len(counts), len(ROLLUP_TABLES) + 1)
+    counts[totals_enterprise_period.name] = 0
+    for period in await _periods_within(conn, first_day, last_day):
+        counts[totals_enterprise_period.name] += await sum_period(conn, period)
     counts.update(await rebuild_payers(conn, first_day, last_day))
     counts[feed_days.name] = await rebuild_calendar(conn, first_day, last_day)
     if progress is not None:

@@ -39,6 +39,7 @@ from store.tables import (
     rollup_enterprise_day,
     rollup_enterprise_day_payers,
     totals_city_day,
+    totals_enterprise_period,
 )
 
 LG_K = 12
@@ -61,6 +62,7 @@ PAYER_TABLES: dict[Table, Table] = {
     rollup_city_day: rollup_city_day_payers,
     rollup_enterprise_day: rollup_enterprise_day_payers,
     totals_city_day: payers_city_day,
+    totals_enterprise_period: rollup_enterprise_day_payers,
 }
 """The sketch table of each rollup table, keyed as it."""
 

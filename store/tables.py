@@ -160,6 +160,22 @@ rollup_enterprise_day = _rollup_table(
 Index(None, rollup_enterprise_day.c.enterprise, rollup_enterprise_day.c.day)
 totals_city_day = _rollup_table("totals_city_day", "city")
 
+totals_enterprise_period = Table(
+    "totals_enterprise_period",
+    metadata,
+    Column("first_day", Date, primary_key=True),
+    Column("last_day", Date, primary_key=True),
+    Column("enterprise", Text, primary_key=True),
+    Column("city", Text, primary_key=True),
+    *(Column(m, BigInteger, nullable=False) for m in ROLLUP_MEASURES),
+    postgresql_with={"fillfactor": 50},
+)
+"""Each enterprise's exact measures over every campaign window and baseline
+(`store.periods`), kept by the writer in the batch's transaction: a listing by
+enterprise over such a period reads one row per enterprise (1,000 for a page)
+instead of one per enterprise and day, and the summary counts the window's
+active enterprises from it."""
+
 quarantine = Table(
     "quarantine",
     metadata,
