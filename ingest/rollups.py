@@ -17,7 +17,7 @@ from ingest.calendar import rebuild_calendar, verify_calendar
 from ingest.measures import MEASURE_EXPRS, MEASURE_SQL, differing_rows
 from ingest.payers import rebuild_payers
 from store.db import raw_connection
-from store.periods import PERIOD_UPSERT, Period, campaign_periods, sum_period
+from store.periods import PERIOD_UPSERT, Period, keep_period_totals, listed_periods, sum_period
 from store.sketches import SKETCH_TABLES
 from store.tables import (
     ROLLUP_MEASURES,
@@ -127,8 +127,8 @@ async def verify_rollups(
 
 
 async def _periods_within(conn: AsyncConnection, first_day: date, last_day: date) -> list[Period]:
-    """The campaign periods that share a day with `first_day`..`last_day`."""
-    return sorted(p for p in await campaign_periods(conn) if p[0] <= last_day and first_day <= p[1])
+    """The listed periods that share a day with `first_day`..`last_day`."""
+    return sorted(p for p in await listed_periods(conn) if p[0] <= last_day and first_day <= p[1])
 
 
 async def rebuild_rollups(
@@ -151,8 +151,9 @@ async def rebuild_rollups(
     batch that copies records meanwhile is stopped at its deltas until the rebuild
     commits, is not in the recount, and adds its deltas on top afterwards. Either
     way every record counts exactly once. Writers wait only as long as the
-    rebuild runs. The enterprises' totals of every campaign period that shares a
-    day with the range are summed again from the rebuilt enterprise-day rollups.
+    rebuild runs. The periods of enterprises' totals are made the campaigns'
+    (`store.periods`), and every one that shares a day with the range is summed
+    again from the rebuilt enterprise-day rollups.
     The delivery calendar is locked (last, after the writer's order) and rebuilt
     with them. Returns the rows written per table; `progress(done,
     total)` follows the tables (the payer sketches and the calendar last)."""
@@ -181,6 +182,7 @@ async def rebuild_rollups(
         counts[table.name] = inserted.rowcount
         if progress is not None:
             progress(len(counts), len(ROLLUP_TABLES) + 1)
+    await keep_period_totals(conn)
     counts[totals_enterprise_period.name] = 0
     for period in await _periods_within(conn, first_day, last_day):
         counts[totals_enterprise_period.name] += await sum_period(conn, period)

@@ -1,15 +1,20 @@
 """Campaign periods — every campaign's window and baseline — and the exact
 measures of each enterprise over them (`totals_enterprise_period`).
 
-The writer adds a batch's records to every period their day falls in, in the
-batch's own transaction (`PERIOD_UPSERT`), so the totals are exact and
-read-your-writes like every rollup. The periods are read from `campaigns` by
-that same statement; a change of a campaign's days builds and drops periods in
-its own transaction (`keep_period_totals`). Either order of the two counts every
-record once: the change locks the table against writers, so a batch that added
-to the old periods has committed before the new ones are summed from its
-rollups, and a batch still to add waits, then reads the new periods — a
-statement's snapshot is taken once its locks are held.
+The periods kept are listed in `total_periods`. The writer adds a batch's
+records to every listed period their day falls in, in the batch's own
+transaction (`PERIOD_UPSERT`), so the totals of a listed period are exact and
+read-your-writes like every rollup. A campaign change lists its new periods,
+sums them from the enterprise-day rollups and drops the periods no campaign has
+any more, in its own transaction (`keep_period_totals`). Either order of the two
+counts every record once: the change locks the totals against writers, so a
+batch that added to the old list has committed before the new periods are
+summed from its rollups, and a batch still to add waits, then reads the new
+list — a statement's snapshot is taken once its locks are held.
+
+A reader uses the totals of a listed period only: campaigns changed by hand in
+SQL are read from the enterprise-day rollups until a campaign change through
+the API, or `payfeed rollups rebuild`, lists their periods.
 """
 
 from datetime import date
@@ -18,7 +23,7 @@ from typing import Any
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from store.tables import ROLLUP_MEASURES, totals_enterprise_period
+from store.tables import ROLLUP_MEASURES, total_periods, totals_enterprise_period
 
 Period = tuple[date, date]
 
@@ -37,12 +42,12 @@ PERIOD_UPSERT = (
     + " FROM unnest($1::date[], $2::text[], $3::text[], "
     + ", ".join(f"${i}::bigint[]" for i in range(4, 4 + len(ROLLUP_MEASURES)))
     + f") AS d(day, enterprise, city, {_MEASURES}) "
-    f"JOIN ({CAMPAIGN_PERIODS}) AS p ON d.day BETWEEN p.first_day AND p.last_day "
+    f"JOIN {total_periods.name} AS p ON d.day BETWEEN p.first_day AND p.last_day "
     f"GROUP BY 1, 2, 3, 4 ORDER BY 1, 2, 3, 4 "
     f"ON CONFLICT ({_KEY}) DO UPDATE SET "
     + ", ".join(f"{m} = t.{m} + EXCLUDED.{m}" for m in ROLLUP_MEASURES)
 )
-"""Adds a batch's measures per day, enterprise and city (`$1`…) to every campaign
+"""Adds a batch's measures per day, enterprise and city (`$1`…) to every listed
 period each day falls in, rows in key order (the lock order of every rollup)."""
 
 _SUMMED = (
@@ -51,20 +56,22 @@ _SUMMED = (
     + ", ".join(f"sum({m})" for m in ROLLUP_MEASURES)
     + " FROM rollup_enterprise_day WHERE day BETWEEN :first AND :last GROUP BY enterprise, city"
 )
-_DROPPED = (
-    f"DELETE FROM {totals_enterprise_period.name} WHERE first_day = :first AND last_day = :last"
-)
+_BOUNDS = "first_day = :first AND last_day = :last"
 
 
 async def campaign_periods(conn: AsyncConnection) -> set[Period]:
     return {(r.first_day, r.last_day) for r in await conn.execute(text(CAMPAIGN_PERIODS))}
 
 
-async def is_campaign_period(conn: AsyncConnection, period: Period) -> bool:
+async def listed_periods(conn: AsyncConnection) -> set[Period]:
+    rows = await conn.execute(text(f"SELECT first_day, last_day FROM {total_periods.name}"))
+    return {(r.first_day, r.last_day) for r in rows}
+
+
+async def is_listed(conn: AsyncConnection, period: Period) -> bool:
+    """Whether `period` has its enterprises' totals."""
     found = await conn.execute(
-        text(
-            f"SELECT 1 FROM ({CAMPAIGN_PERIODS}) AS p WHERE first_day = :first AND last_day = :last"
-        ),
+        text(f"SELECT 1 FROM {total_periods.name} WHERE {_BOUNDS}"),
         {"first": period[0], "last": period[1]},
     )
     return found.first() is not None
@@ -78,21 +85,29 @@ async def lock_period_totals(conn: AsyncConnection) -> None:
     )
 
 
-async def keep_period_totals(conn: AsyncConnection, before: set[Period]) -> None:
-    """After the campaigns changed in this transaction (whose lock
-    `lock_period_totals` took before `before` was read): drop the totals of the
-    periods no campaign has any more, sum the new ones from the enterprise-day
-    rollups. Writes nothing when the periods stayed the same."""
-    after = await campaign_periods(conn)
-    for first, last in sorted(before - after):
-        await conn.execute(text(_DROPPED), {"first": first, "last": last})
-    for first, last in sorted(after - before):
-        await sum_period(conn, (first, last))
+async def keep_period_totals(conn: AsyncConnection) -> None:
+    """List exactly the campaigns' periods, as they are in this transaction: sum
+    the new ones from the enterprise-day rollups, drop those no campaign has any
+    more. Writes nothing when they are the same. Takes `lock_period_totals`."""
+    await lock_period_totals(conn)
+    wanted, listed = await campaign_periods(conn), await listed_periods(conn)
+    for first, last in sorted(listed - wanted):
+        bounds = {"first": first, "last": last}
+        await conn.execute(
+            text(f"DELETE FROM {totals_enterprise_period.name} WHERE {_BOUNDS}"), bounds
+        )
+        await conn.execute(text(f"DELETE FROM {total_periods.name} WHERE {_BOUNDS}"), bounds)
+    for period in sorted(wanted - listed):
+        await sum_period(conn, period)
+        await conn.execute(
+            text(f"INSERT INTO {total_periods.name} VALUES (:first, :last)"),
+            {"first": period[0], "last": period[1]},
+        )
 
 
 async def sum_period(conn: AsyncConnection, period: Period) -> int:
     """(Re)write `period`'s totals from the enterprise-day rollups; returns the rows
-    written. The caller holds the lock that keeps writers out."""
+    written. The caller holds `lock_period_totals`."""
     bounds: dict[str, Any] = {"first": period[0], "last": period[1]}
-    await conn.execute(text(_DROPPED), bounds)
+    await conn.execute(text(f"DELETE FROM {totals_enterprise_period.name} WHERE {_BOUNDS}"), bounds)
     return (await conn.execute(text(_SUMMED), bounds)).rowcount

@@ -170,11 +170,20 @@ totals_enterprise_period = Table(
     *(Column(m, BigInteger, nullable=False) for m in ROLLUP_MEASURES),
     postgresql_with={"fillfactor": 50},
 )
-"""Each enterprise's exact measures over every campaign window and baseline
-(`store.periods`), kept by the writer in the batch's transaction: a listing by
-enterprise over such a period reads one row per enterprise (1,000 for a page)
-instead of one per enterprise and day, and the summary counts the window's
-active enterprises from it."""
+"""Each enterprise's exact measures over every period in `total_periods` (the
+campaigns' windows and baselines: `store.periods`), kept by the writer in the
+batch's transaction: a listing by enterprise over such a period reads one row
+per enterprise (1,000 for a page) instead of one per enterprise and day, and
+the summary counts the window's active enterprises from it."""
+
+total_periods = Table(
+    "total_periods",
+    metadata,
+    Column("first_day", Date, primary_key=True),
+    Column("last_day", Date, primary_key=True),
+)
+"""The periods `totals_enterprise_period` is kept for: a period listed here has
+every enterprise's exact measures, none other has any."""
 
 quarantine = Table(
     "quarantine",

@@ -24,6 +24,7 @@ from ingest.pipeline import Pipeline
 from schemas.records import Role
 from store.db import create_engine, embedded_url
 from store.migrate import upgrade
+from store.periods import CAMPAIGN_PERIODS
 from store.settings import Settings
 from store.tables import metadata
 from store.tokens import create_token
@@ -93,7 +94,8 @@ async def seeded_campaigns(shared_engine: AsyncEngine) -> list[dict[str, Any]]:
 
 @pytest.fixture
 async def engine(shared_engine: AsyncEngine, seeded_campaigns: list[dict[str, Any]]) -> AsyncEngine:
-    """The test database, emptied (the seeded campaigns restored) for this test."""
+    """The test database, emptied (the seeded campaigns restored, their periods
+    listed for totals as the migration lists them) for this test."""
     tables = [t.name for t in metadata.sorted_tables if t.name not in KEEP]
     async with shared_engine.begin() as conn:
         await conn.execute(
@@ -103,6 +105,7 @@ async def engine(shared_engine: AsyncEngine, seeded_campaigns: list[dict[str, An
             columns = ", ".join(row)
             values = ", ".join(f":{c}" for c in row)
             await conn.execute(text(f"INSERT INTO campaigns ({columns}) VALUES ({values})"), row)
+        await conn.execute(text(f"INSERT INTO total_periods {CAMPAIGN_PERIODS}"))
     return shared_engine
 
 
