@@ -2,6 +2,7 @@
 error at 100,000 payers, mergeable across days, cities and enterprises."""
 
 import hmac
+import threading
 from datetime import date
 from typing import Any
 
@@ -11,7 +12,7 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from ingest import normalise
+from ingest import normalise, payers
 from ingest.normalise import PayerHashes, payer_hasher
 from ingest.payers import PAYER_COLUMNS, compact_all, compact_payers, queue_payers
 from ingest.rollups import rebuild_rollups
@@ -188,3 +189,28 @@ async def test_a_merge_takes_the_oldest_batches_up_to_its_budget(
         assert await compact_payers(conn, budget=sizes[0] + sizes[1]) == 2
         left = (await conn.execute(text("SELECT count(*) FROM payer_queue"))).scalar_one()
         assert left == 1
+
+
+async def test_a_merge_updates_sketches_off_the_event_loop(
+    client: httpx.AsyncClient,
+    admin: dict[str, str],
+    provider_token: Any,
+    engine: AsyncEngine,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A round's sketch work is seconds of CPU at scale: on the event loop's thread
+    it would hold every request of the API process until it is done."""
+    cmb = await provider_token("cmb")
+    await enterprise_with_account(client, admin, provider="cmb", merchant_id="M1")
+    batch = [record(f"T{i}", payer_ref=f"payer-{i}") for i in range(50)]
+    assert (await push(client, cmb, "b1", batch)).status_code == 200
+    threads: set[int] = set()
+    update = payers.updated
+
+    def noting_the_thread(items: Any, base: Any = None) -> Any:
+        threads.add(threading.get_ident())
+        return update(items, base)
+
+    monkeypatch.setattr(payers, "updated", noting_the_thread)
+    assert await compact_all(engine) == 1
+    assert threads and threading.get_ident() not in threads
