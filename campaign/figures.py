@@ -4,6 +4,7 @@ fewest merges (`_payer_counts`)."""
 
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import date
+from operator import itemgetter
 from typing import Any
 
 from sqlalchemy import (
@@ -153,11 +154,12 @@ def _rows_of(
     """The answer's rows: each group's dims and measures, and its payer count.
     A sum over no stored row (a total of nothing) is no row."""
     rows = []
+    key_of = itemgetter(*dims) if len(dims) > 1 else lambda row: tuple(row[d] for d in dims)
     for found_row in found:
         if found_row["txn_count"] is None:
             continue
         row = dict(found_row)
-        row["payer_count"] = payers.get(tuple(row[d] for d in dims), 0)
+        row["payer_count"] = payers.get(key_of(row), 0)
         rows.append(row)
     return rows
 
