@@ -81,9 +81,9 @@ async def grain_for(
 ) -> Table:
     """The rollup grain with the fewest rows that has every dim and filter: the
     city-day totals for days, provinces and cities alone; the enterprises'
-    totals over a campaign window or baseline when the days are exactly a listed
-    one (`store.periods`) and nothing finer than the enterprise is asked; else the city grain unless
-    enterprises are grouped or filtered by."""
+    totals over a campaign window or baseline when the days are exactly a
+    listed one (`store.periods`) and nothing finer than the enterprise is
+    asked; else the city grain unless enterprises are grouped or filtered by."""
     needed = {*dims, *filters}
     if needed <= CITY_TOTAL_COLUMNS:
         return totals_city_day

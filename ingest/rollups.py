@@ -1,8 +1,9 @@
 """Rollups: the per-batch delta, dashboard queries over them, and verify/rebuild.
 
-Three grains (see `store.tables`): the writer adds every batch's inserted records
-to each in the batch's own transaction, so a rollup always equals a recount of
-the stored records once the batch is answered.
+Three grains by day (see `store.tables`) and the enterprises' totals over the
+campaign periods (`store.periods`): the writer adds every batch's inserted
+records to each in the batch's own transaction, so a rollup always equals a
+recount of the stored records once the batch is answered.
 """
 
 from collections.abc import Callable
