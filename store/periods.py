@@ -57,6 +57,7 @@ _SUMMED = (
     + " FROM rollup_enterprise_day WHERE day BETWEEN :first AND :last GROUP BY enterprise, city"
 )
 _BOUNDS = "first_day = :first AND last_day = :last"
+_DROPPED = f"DELETE FROM {totals_enterprise_period.name} WHERE {_BOUNDS}"
 
 
 async def campaign_periods(conn: AsyncConnection) -> set[Period]:
@@ -93,9 +94,7 @@ async def keep_period_totals(conn: AsyncConnection) -> None:
     wanted, listed = await campaign_periods(conn), await listed_periods(conn)
     for first, last in sorted(listed - wanted):
         bounds = {"first": first, "last": last}
-        await conn.execute(
-            text(f"DELETE FROM {totals_enterprise_period.name} WHERE {_BOUNDS}"), bounds
-        )
+        await conn.execute(text(_DROPPED), bounds)
         await conn.execute(text(f"DELETE FROM {total_periods.name} WHERE {_BOUNDS}"), bounds)
     for period in sorted(wanted - listed):
         await sum_period(conn, period)
@@ -109,5 +108,5 @@ async def sum_period(conn: AsyncConnection, period: Period) -> int:
     """(Re)write `period`'s totals from the enterprise-day rollups; returns the rows
     written. The caller holds `lock_period_totals`."""
     bounds: dict[str, Any] = {"first": period[0], "last": period[1]}
-    await conn.execute(text(f"DELETE FROM {totals_enterprise_period.name} WHERE {_BOUNDS}"), bounds)
+    await conn.execute(text(_DROPPED), bounds)
     return (await conn.execute(text(_SUMMED), bounds)).rowcount

@@ -40,6 +40,17 @@ def spread(tag: str, merchant: str, days: list[int], month: int = 9) -> list[dic
     ]
 
 
+async def one_enterprise(
+    client: httpx.AsyncClient, admin: dict[str, str], provider_token: Any, days: list[int]
+) -> tuple[dict[str, str], str]:
+    """A provider's headers and the code of its enterprise (merchant M1, Hangzhou),
+    after a batch of `spread` records on those days of September."""
+    cmb = await provider_token("cmb")
+    code = await enterprise_with_account(client, admin, provider="cmb", merchant_id="M1")
+    assert (await push(client, cmb, "b0", spread("A", "M1", days))).status_code == 200
+    return cmb, code
+
+
 async def recounted(engine: AsyncEngine, first: str, last: str) -> dict[str, tuple[int, int]]:
     """Each enterprise's records and net fen over the days, from the records."""
     async with engine.connect() as conn:
@@ -122,10 +133,8 @@ async def test_a_new_window_is_summed_and_a_dropped_one_removed(
     provider_token: Any,
     engine: AsyncEngine,
 ) -> None:
-    cmb = await provider_token("cmb")
-    code = await enterprise_with_account(client, admin, provider="cmb", merchant_id="M1")
     # A refund of 100 on the 20th, payments of 107, 114 and 121 on the 21st to 23rd.
-    assert (await push(client, cmb, "b1", spread("A", "M1", [20, 21, 22, 23]))).status_code == 200
+    _, code = await one_enterprise(client, admin, provider_token, [20, 21, 22, 23])
     body = {"name": "中秋", "first_day": "2023-09-21", "last_day": "2023-09-22"}
     assert (await client.put("/v1/campaigns/mid", json=body, headers=admin)).status_code == 200
     assert await listed(client, viewer, "2023-09-21", "2023-09-22") == {code: (2, 221)}
@@ -156,9 +165,7 @@ async def test_a_batch_meeting_a_new_window_half_way_counts_once(
     the enterprise-day rollups; a batch that has written those rollups meanwhile
     waits at its period totals, then reads the campaigns again and adds itself to
     the new window: counted once, neither missed nor twice."""
-    cmb = await provider_token("cmb")
-    await enterprise_with_account(client, admin, provider="cmb", merchant_id="M1")
-    assert (await push(client, cmb, "b0", spread("A", "M1", [20, 21]))).status_code == 200
+    cmb, _ = await one_enterprise(client, admin, provider_token, [20, 21])
 
     async with engine.begin() as change:
         await change.execute(
@@ -228,9 +235,7 @@ async def test_a_campaign_changed_by_hand_is_read_from_the_days_until_rebuilt(
     provider_token: Any,
     engine: AsyncEngine,
 ) -> None:
-    cmb = await provider_token("cmb")
-    code = await enterprise_with_account(client, admin, provider="cmb", merchant_id="M1")
-    assert (await push(client, cmb, "b1", spread("A", "M1", [20, 21, 22, 23]))).status_code == 200
+    _, code = await one_enterprise(client, admin, provider_token, [20, 21, 22, 23])
     async with engine.begin() as conn:
         await conn.execute(text("UPDATE campaigns SET last_day = '2023-09-22' WHERE code = '2023'"))
     shorter = (date(2023, 9, 9), date(2023, 9, 22))
