@@ -237,6 +237,12 @@ policies = Table(
 )
 
 
+SKETCH_STORAGE = {"fillfactor": 50, "toast_tuple_target": 8160}
+"""Sketch rows stay in their own half-empty pages, never in TOAST: a full sketch
+(2,090 bytes) would otherwise be stored out of line and every update would leave
+a dead TOAST value behind (migration 0014 says what that cost)."""
+
+
 def _payers_table(rollup: Table) -> Table:
     """HyperLogLog sketches of the distinct payer hashes of `rollup`'s rows, at the
     same key, so that the rollup row's lock also guards its sketch. Updated in
@@ -246,7 +252,7 @@ def _payers_table(rollup: Table) -> Table:
         metadata,
         *(Column(c.name, c.type, primary_key=True) for c in rollup.primary_key.columns),
         Column("sketch", LargeBinary, nullable=False),
-        postgresql_with={"fillfactor": 50},
+        postgresql_with=SKETCH_STORAGE,
     )
 
 
@@ -266,7 +272,7 @@ def _coarse_payers_table(name: str, *dims: str) -> Table:
         *(Column(dim, Text, primary_key=True) for dim in dims),
         Column("sketch", LargeBinary, nullable=False),
         Column("estimate", BigInteger, nullable=False),
-        postgresql_with={"fillfactor": 50},
+        postgresql_with=SKETCH_STORAGE,
     )
 
 
@@ -282,7 +288,7 @@ payers_period = Table(
     Column("city", Text, primary_key=True),
     Column("sketch", LargeBinary, nullable=False),
     Column("estimate", BigInteger, nullable=False),
-    postgresql_with={"fillfactor": 50},
+    postgresql_with=SKETCH_STORAGE,
 )
 """Payer sketches per enterprise (and city) over a whole period, with their
 estimates: the union of the enterprise's day sketches over `first_day`..`last_day`,

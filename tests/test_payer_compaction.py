@@ -188,3 +188,35 @@ async def test_compacted_sketches_are_the_per_payer_sketches(
     for table in TABLES:
         rebuilt = await stored(engine, table)
         assert same_registers(rebuilt) == same_registers(expected[table]), table.name
+
+
+async def test_full_sketches_are_updated_in_their_own_pages_not_in_toast(
+    client: httpx.AsyncClient, admin: dict[str, str], provider_token: Any, engine: AsyncEngine
+) -> None:
+    """A full sketch (2,090 bytes) would be stored out of line, and every update
+    by the compactor would leave a dead TOAST value behind (20 GB at 100 M
+    records): none of the sketch tables has written a byte of TOAST."""
+    cmb = await provider_token("cmb")
+    code = uscc()
+    enterprise = {"uscc": code, "name": "企业", "city": CITIES[0], "kind": "retail"}
+    assert (await register(client, admin, "enterprises", [enterprise])).status_code == 200
+    account = {"provider": "cmb", "merchant_id": "M0", "uscc": code}
+    assert (await register(client, admin, "merchant-accounts", [account])).status_code == 200
+    rng = random.Random(7)
+    for n in range(2):  # stored, then updated
+        batch = payments(rng, f"F{n}", 3000, merchants=1, days=1, payers=100_000)
+        assert (await push(client, cmb, f"full{n}", batch)).json()["inserted"] == 3000
+        await compact_all(engine)
+    async with engine.connect() as conn:
+        for table in TABLES:
+            longest, toast = (
+                await conn.execute(
+                    text(
+                        f"SELECT (SELECT max(octet_length(sketch)) FROM {table.name}), "
+                        "pg_relation_size(reltoastrelid) FROM pg_class WHERE relname = :name"
+                    ),
+                    {"name": table.name},
+                )
+            ).one()
+            assert longest > 2032, table.name  # past the 2 KB at which rows are toasted
+            assert toast == 0, table.name
