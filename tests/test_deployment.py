@@ -1,7 +1,8 @@
 """The container deployment, checked from its files (no docker here): a locked
 and digest-pinned image with a regular install, an entrypoint that refuses
 settings which would lose data, and a compose file that keeps data, restarts,
-checks health, reads secrets from `.env` and publishes on the loopback only."""
+checks health, reads secrets from `.env`, publishes on the loopback only and
+runs its PostgreSQL with the embedded one's checkpoint settings."""
 
 import os
 import re
@@ -9,6 +10,8 @@ import subprocess
 from pathlib import Path
 
 import yaml
+
+from store.db import EMBEDDED_SETTINGS
 
 ROOT = Path(__file__).resolve().parent.parent
 ENTRYPOINT = ROOT / "docker" / "entrypoint.sh"
@@ -37,6 +40,13 @@ def test_every_service_restarts_checks_health_and_keeps_its_data() -> None:
     depends = payfeed["depends_on"]
     assert isinstance(depends, dict)
     assert {d["condition"] for d in depends.values()} == {"service_healthy"}
+
+
+def test_its_postgresql_checkpoints_as_the_embedded_one_does() -> None:
+    command = compose()["services"]["postgres"]["command"]
+    assert isinstance(command, list)
+    assert command[0] == "postgres"
+    assert {f"{name}={value}" for name, value in EMBEDDED_SETTINGS.items()} <= set(command[1:])
 
 
 def test_ports_are_published_on_the_loopback_only() -> None:

@@ -140,9 +140,12 @@ def test_its_checkpoints_are_far_enough_apart_for_campaign_scale_ingest(tmp_path
         finally:
             await conn.close()
 
+    auto = tmp_path / "home" / "pgdata" / "postgresql.auto.conf"
     try:
         assert asyncio.run(shown()) == {"max_wal_size": "8GB", "checkpoint_timeout": "15min"}
-        assert embedded_url(settings) == url  # a second user changes nothing
+        written = auto.stat().st_mtime_ns
+        assert embedded_url(settings) == url
+        assert auto.stat().st_mtime_ns == written  # a second user changes nothing
     finally:
         leave_embedded(settings)
     assert _postgres_of(tmp_path / "home") == []
